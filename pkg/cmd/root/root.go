@@ -1,0 +1,35 @@
+// Package root assembles the pbench-auth command tree.
+package root
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/version"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+)
+
+// NewCmd builds the root command with every subcommand, wired to f.
+func NewCmd(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pbench-auth",
+		Short: "Log in to a Pbench server through its identity broker, and validate its tokens",
+		Long: `pbench-auth gives Pbench users and operators the whole third-party token lifecycle:
+
+  client:  login, token, status, call, logout   (tokens kept in the OS keyring, refreshed)
+  server:  serve                                 (publish the client configuration, validate tokens)
+
+Run "pbench-auth serve --dev" for a self-contained server with a development broker.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
+		"print each step on stderr (tokens are always redacted)")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &cmdutil.UsageError{Err: err}
+	})
+
+	cmd.AddCommand(version.NewCmd(f, nil))
+	return cmd
+}
