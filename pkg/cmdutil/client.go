@@ -1,0 +1,77 @@
+package cmdutil
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
+)
+
+// ClientFlags are the flags of every command that acts for a logged-in user.
+type ClientFlags struct {
+	// Server is --server; resolve it with Factory.Server.
+	Server string
+	// TokenStore is --token-store; "" means $PBENCH_AUTH_TOKEN_STORE, else auto.
+	TokenStore string
+}
+
+// AddClientFlags registers --server and --token-store on cmd.
+func AddClientFlags(cmd *cobra.Command, cf *ClientFlags) {
+	cmd.Flags().StringVar(&cf.Server, "server", "",
+		"Pbench server URL (default $PBENCH_SERVER, else default-server in the config file)")
+	cmd.Flags().StringVar(&cf.TokenStore, "token-store", "",
+		`where tokens are kept: "keyring", "file" (0600, under $XDG_STATE_HOME/pbench-auth) or "auto" = keyring, else file with a warning (default $PBENCH_AUTH_TOKEN_STORE, else auto)`)
+}
+
+// TokenStore opens the token store of kind (the --token-store value; ""
+// falls back to $PBENCH_AUTH_TOKEN_STORE, then "auto"). auto's fallback
+// warning goes to stderr.
+func (f *Factory) TokenStore(kind string) (tokenstore.Store, error) {
+	if kind == "" {
+		kind = f.Getenv("PBENCH_AUTH_TOKEN_STORE")
+	}
+	switch kind {
+	case "", tokenstore.KindAuto, tokenstore.KindKeyring, tokenstore.KindFile:
+	default:
+		return nil, Usagef("unknown token store %q: use --token-store auto, keyring or file", kind)
+	}
+	return tokenstore.Open(tokenstore.Options{Kind: kind, Dir: f.StateDir(), Warn: f.IO.ErrOut})
+}
+
+// Sessions returns a session manager over the token store of kind, with the
+// factory's clock, HTTP client and -v trace. Refresh locks live in
+// StateDir()/locks.
+func (f *Factory) Sessions(kind string) (*session.Manager, error) {
+	store, err := f.TokenStore(kind)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := f.HTTPClient()
+	if err != nil {
+		return nil, err
+	}
+	return &session.Manager{
+		Store:      store,
+		HTTPClient: hc,
+		Now:        f.Now,
+		LockDir:    filepath.Join(f.StateDir(), "locks"),
+		Trace:      f.Tracef,
+	}, nil
+}
+
+// SessionError gives a session error its exit code: not logged in 3,
+// session expired 4, broker unreachable 5. Other errors pass unchanged.
+func SessionError(err error) error {
+	switch {
+	case errors.Is(err, session.ErrNotLoggedIn):
+		return WithExitCode(ExitNotLoggedIn, err)
+	case errors.Is(err, session.ErrSessionExpired):
+		return WithExitCode(ExitSessionExpired, err)
+	case errors.Is(err, session.ErrBrokerUnreachable):
+		return WithExitCode(ExitNetwork, err)
+	}
+	return err
+}

@@ -1,0 +1,86 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrNoRevocation is the revocation error when the broker advertises no
+// revocation endpoint: the tokens are deleted locally but stay valid at
+// the broker until they expire.
+var ErrNoRevocation = errors.New("the broker has no revocation endpoint: the refresh token stays valid until it expires")
+
+// Logout revokes the profile's refresh token (or, without one, its access
+// token) at the broker's RFC 7009 revocation endpoint, then deletes the
+// profile's tokens — even if revocation failed. revokeErr reports the
+// revocation (ErrNoRevocation, ErrBrokerUnreachable, or the broker's
+// answer); err reports what kept the tokens on this machine (including
+// ErrNotLoggedIn when there were none).
+func (m *Manager) Logout(ctx context.Context, profile string) (revokeErr, err error) {
+	unlock, err := m.lock(ctx, profile)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ts, err := m.load(profile)
+	if err != nil {
+		return nil, err
+	}
+	token, hint := ts.RefreshToken, "refresh_token"
+	if token == "" {
+		token, hint = ts.AccessToken, "access_token"
+	}
+	if ts.RevocationEndpoint == "" {
+		revokeErr = ErrNoRevocation
+	} else {
+		revokeErr = m.revoke(ctx, ts.RevocationEndpoint, ts.ClientID, token, hint)
+	}
+	if err := m.Store.Delete(profile); err != nil {
+		return revokeErr, fmt.Errorf("delete tokens of %s: %w", profile, err)
+	}
+	m.trace("deleted tokens of %s from %s", profile, m.Store.Location(profile))
+	return revokeErr, nil
+}
+
+// revoke posts an RFC 7009 revocation request as a public client.
+func (m *Manager) revoke(ctx context.Context, endpoint, clientID, token, hint string) error {
+	m.trace("revoke %s %s at %s", hint, redact(token), endpoint)
+	form := url.Values{"token": {token}, "token_type_hint": {hint}, "client_id": {clientID}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("revocation endpoint %q: %w", endpoint, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := m.httpClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, hostOf(endpoint), unwrapURLError(err))
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation at %s answered %s: %s", hostOf(endpoint), resp.Status, oauthError(body))
+	}
+	return nil
+}
+
+// oauthError extracts "error: error_description" from an OAuth error body
+// (never echoing arbitrary content, which could contain the token).
+func oauthError(body []byte) string {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if jsonErr := json.Unmarshal(body, &e); jsonErr != nil || e.Error == "" {
+		return "no OAuth error given"
+	}
+	if e.Description != "" {
+		return e.Error + ": " + e.Description
+	}
+	return e.Error
+}

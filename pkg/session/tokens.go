@@ -1,0 +1,123 @@
+package session
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
+)
+
+// Apply copies a token endpoint response (from a code exchange, device flow
+// or refresh) into ts, as received at now:
+//   - the access token, its type and expiry;
+//   - the refresh token, when one was returned (rotation); otherwise the
+//     previous one stays;
+//   - the id_token, when one was returned; otherwise the previous one stays;
+//   - Keycloak's refresh_expires_in as RefreshExpiry (0 means an offline
+//     token that does not expire: RefreshExpiry is then cleared);
+//   - scope, when returned.
+func Apply(ts *tokenstore.TokenSet, tok *oauth2.Token, now time.Time) {
+	ts.AccessToken = tok.AccessToken
+	ts.TokenType = tok.TokenType
+	ts.Expiry = tok.Expiry
+	if ts.Expiry.IsZero() && tok.ExpiresIn > 0 {
+		ts.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	if tok.RefreshToken != "" {
+		ts.RefreshToken = tok.RefreshToken
+	}
+	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
+		ts.IDToken = id
+	}
+	if secs, ok := extraSeconds(tok.Extra("refresh_expires_in")); ok {
+		ts.RefreshExpiry = time.Time{}
+		if secs > 0 {
+			ts.RefreshExpiry = now.Add(time.Duration(secs) * time.Second)
+		}
+	} else if tok.RefreshToken != "" {
+		ts.RefreshExpiry = time.Time{} // a new refresh token whose lifetime was not given
+	}
+	if scope, ok := tok.Extra("scope").(string); ok && scope != "" {
+		ts.Scope = scope
+	}
+}
+
+// extraSeconds reads a number of seconds from a token response field: a
+// JSON number, or a string in a form-encoded response.
+func extraSeconds(v any) (int64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return int64(v), true
+	case json.Number:
+		n, err := v.Int64()
+		return n, err == nil
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// Claims decodes a JWT's payload WITHOUT verifying its signature. Use it
+// only to show or schedule things about a token this process already holds
+// (the user's name, its iat); never to decide whether to trust it.
+func Claims(jwt string) (map[string]any, error) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("JWT payload: %w", err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("JWT payload: %w", err)
+	}
+	return c, nil
+}
+
+// issuedAt is the (unverified) iat of a JWT access token, or zero.
+func issuedAt(jwt string) time.Time {
+	c, err := Claims(jwt)
+	if err != nil {
+		return time.Time{}
+	}
+	if iat, ok := c["iat"].(float64); ok && iat > 0 {
+		return time.Unix(int64(iat), 0)
+	}
+	return time.Time{}
+}
+
+// redact shows a secret's length only.
+func redact(secret string) string {
+	if secret == "" {
+		return "(none)"
+	}
+	return fmt.Sprintf("[redacted %d bytes]", len(secret))
+}
+
+func hostOf(endpoint string) string {
+	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return endpoint
+}
+
+// unwrapURLError drops *url.Error's "Post <url>:" prefix: the URL may carry
+// nothing secret, but the host is already named by the caller.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,287 @@
+package tokenstore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/zalando/go-keyring"
+)
+
+// keyringAPI is the part of go-keyring the store uses; tests replace it.
+type keyringAPI interface {
+	Get(service, user string) (string, error)
+	Set(service, user, password string) error
+	Delete(service, user string) error
+}
+
+type systemKeyring struct{}
+
+func (systemKeyring) Get(s, u string) (string, error) { return keyring.Get(s, u) }
+func (systemKeyring) Set(s, u, p string) error        { return keyring.Set(s, u, p) }
+func (systemKeyring) Delete(s, u string) error        { return keyring.Delete(s, u) }
+
+// errKeyringMissing is what the keyring answers for an entry it does not hold.
+var errKeyringMissing = keyring.ErrNotFound
+
+// indexKey names the entry listing every profile. Profiles are URLs, so a
+// name starting with '#' cannot collide with one.
+const indexKey = "#profiles"
+
+// keyringStore keeps each value as a header entry under its key plus chunks
+// under "<key>#0" .. "<key>#N-1". The header records the chunk count, the
+// length and a SHA-256 of the whole value, so a half-written value (a crash
+// between chunk writes) is detected instead of being parsed as garbage.
+type keyringStore struct {
+	kr      keyringAPI
+	service string
+	timeout time.Duration
+	chunk   int
+}
+
+type chunkHeader struct {
+	Version int    `json:"v"`
+	Chunks  int    `json:"chunks"`
+	Length  int    `json:"len"`
+	SHA256  string `json:"sha256"`
+}
+
+const headerVersion = 1
+
+func newKeyringStore(o Options, kr keyringAPI) *keyringStore {
+	return &keyringStore{kr: kr, service: o.Service, timeout: o.Timeout, chunk: o.ChunkSize}
+}
+
+func (s *keyringStore) Kind() string { return KindKeyring }
+
+func (s *keyringStore) Location(string) string { return "keyring service " + s.service }
+
+// probe checks that the keyring answers at all (and in time).
+func (s *keyringStore) probe() error {
+	_, err := s.get(indexKey)
+	if errors.Is(err, errKeyringMissing) {
+		return nil
+	}
+	return err
+}
+
+func (s *keyringStore) Load(profile string) (*TokenSet, error) {
+	b, err := s.getValue(profile)
+	if errors.Is(err, errKeyringMissing) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load tokens of %s: %w", profile, err)
+	}
+	var ts TokenSet
+	if err := json.Unmarshal(b, &ts); err != nil {
+		return nil, fmt.Errorf("tokens of %s in the keyring are not readable (log in again): %w", profile, err)
+	}
+	return &ts, nil
+}
+
+func (s *keyringStore) Save(profile string, ts *TokenSet) error {
+	b, err := json.Marshal(ts)
+	if err != nil {
+		return fmt.Errorf("encode tokens: %w", err)
+	}
+	if err := s.putValue(profile, b); err != nil {
+		return fmt.Errorf("save tokens of %s: %w", profile, err)
+	}
+	return s.updateIndex(func(ps []string) []string {
+		if slices.Contains(ps, profile) {
+			return ps
+		}
+		return append(ps, profile)
+	})
+}
+
+func (s *keyringStore) Delete(profile string) error {
+	if err := s.deleteValue(profile); err != nil {
+		return fmt.Errorf("delete tokens of %s: %w", profile, err)
+	}
+	return s.updateIndex(func(ps []string) []string {
+		return slices.DeleteFunc(ps, func(p string) bool { return p == profile })
+	})
+}
+
+func (s *keyringStore) List() ([]string, error) {
+	ps, err := s.readIndex()
+	if err != nil {
+		return nil, fmt.Errorf("list profiles: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *keyringStore) readIndex() ([]string, error) {
+	b, err := s.getValue(indexKey)
+	if errors.Is(err, errKeyringMissing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ps []string
+	if err := json.Unmarshal(b, &ps); err != nil {
+		return nil, fmt.Errorf("keyring profile index is not readable: %w", err)
+	}
+	return ps, nil
+}
+
+// updateIndex rewrites the profile index. It is not atomic across processes;
+// the index only serves List, and every token set stands on its own.
+func (s *keyringStore) updateIndex(change func([]string) []string) error {
+	ps, err := s.readIndex()
+	if err != nil {
+		return fmt.Errorf("update profile index: %w", err)
+	}
+	before := len(ps)
+	ps = change(slices.Clone(ps))
+	if len(ps) == before && before > 0 {
+		return nil
+	}
+	if len(ps) == 0 {
+		if err := s.deleteValue(indexKey); err != nil {
+			return fmt.Errorf("update profile index: %w", err)
+		}
+		return nil
+	}
+	b, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("encode profile index: %w", err)
+	}
+	if err := s.putValue(indexKey, b); err != nil {
+		return fmt.Errorf("update profile index: %w", err)
+	}
+	return nil
+}
+
+func chunkKey(key string, i int) string { return key + "#" + strconv.Itoa(i) }
+
+// putValue writes the chunks, then the header, then deletes any chunk left
+// from a longer earlier value.
+func (s *keyringStore) putValue(key string, b []byte) error {
+	sum := sha256.Sum256(b)
+	n := 0
+	for off := 0; off < len(b) || n == 0; off += s.chunk {
+		end := min(off+s.chunk, len(b))
+		if err := s.set(chunkKey(key, n), string(b[off:end])); err != nil {
+			return err
+		}
+		n++
+	}
+	h, err := json.Marshal(chunkHeader{Version: headerVersion, Chunks: n, Length: len(b), SHA256: hex.EncodeToString(sum[:])})
+	if err != nil {
+		return err
+	}
+	if err := s.set(key, string(h)); err != nil {
+		return err
+	}
+	return s.deleteChunksFrom(key, n)
+}
+
+// getValue reads a value written by putValue; errKeyringMissing when absent.
+func (s *keyringStore) getValue(key string) ([]byte, error) {
+	raw, err := s.get(key)
+	if err != nil {
+		return nil, err
+	}
+	var h chunkHeader
+	if err := json.Unmarshal([]byte(raw), &h); err != nil || h.Version != headerVersion || h.Chunks < 1 {
+		return nil, fmt.Errorf("keyring entry %q has an unknown format (log in again to rewrite it)", key)
+	}
+	b := make([]byte, 0, h.Length)
+	for i := range h.Chunks {
+		c, err := s.get(chunkKey(key, i))
+		if errors.Is(err, errKeyringMissing) {
+			return nil, fmt.Errorf("keyring entry %q lacks chunk %d of %d (log in again to rewrite it)", key, i, h.Chunks)
+		}
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, c...)
+	}
+	sum := sha256.Sum256(b)
+	if len(b) != h.Length || hex.EncodeToString(sum[:]) != h.SHA256 {
+		return nil, fmt.Errorf("keyring entry %q is damaged: its chunks do not match its header (log in again to rewrite it)", key)
+	}
+	return b, nil
+}
+
+// deleteValue removes the header and every chunk; a missing value is fine.
+func (s *keyringStore) deleteValue(key string) error {
+	if err := s.del(key); err != nil && !errors.Is(err, errKeyringMissing) {
+		return err
+	}
+	return s.deleteChunksFrom(key, 0)
+}
+
+// deleteChunksFrom deletes chunks first, first+1, ... up to the first one
+// that does not exist. Chunks are always written contiguously from 0, so
+// this leaves none behind, whatever the header said.
+func (s *keyringStore) deleteChunksFrom(key string, first int) error {
+	for i := first; ; i++ {
+		err := s.del(chunkKey(key, i))
+		if errors.Is(err, errKeyringMissing) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *keyringStore) get(user string) (string, error) {
+	var v string
+	err := s.call(func() (err error) { v, err = s.kr.Get(s.service, user); return err })
+	return v, err
+}
+
+func (s *keyringStore) set(user, value string) error {
+	return s.call(func() error { return s.kr.Set(s.service, user, value) })
+}
+
+func (s *keyringStore) del(user string) error {
+	return s.call(func() error { return s.kr.Delete(s.service, user) })
+}
+
+// ErrKeyringUnavailable matches (errors.Is) every error that means the OS
+// keyring cannot be used right now: no Secret Service, locked, not answering.
+var ErrKeyringUnavailable = errors.New("the OS keyring is not available")
+
+type unavailableError struct {
+	msg string
+	err error
+}
+
+func (e *unavailableError) Error() string        { return e.msg }
+func (e *unavailableError) Unwrap() error        { return e.err }
+func (e *unavailableError) Is(target error) bool { return target == ErrKeyringUnavailable }
+
+// call runs fn with the store's timeout. go-keyring cannot be cancelled, so
+// a call that times out is left running in its goroutine; its result is
+// dropped.
+func (s *keyringStore) call(fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, errKeyringMissing) {
+			return err
+		}
+		return &unavailableError{
+			msg: fmt.Sprintf("the OS keyring is not available (%v): unlock it, or use --token-store file", err),
+			err: err,
+		}
+	case <-timer.C:
+		return &unavailableError{msg: fmt.Sprintf(
+			"the OS keyring did not answer within %s (locked or no Secret Service?): unlock it, or use --token-store file", s.timeout)}
+	}
+}
