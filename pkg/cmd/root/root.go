@@ -4,6 +4,9 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/token"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/version"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
@@ -31,5 +34,8 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	})
 
 	cmd.AddCommand(version.NewCmd(f, nil))
+	cmd.AddCommand(token.NewCmd(f, nil))
+	cmd.AddCommand(status.NewCmd(f, nil))
+	cmd.AddCommand(logout.NewCmd(f, nil))
 	return cmd
 }
