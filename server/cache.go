@@ -1,0 +1,191 @@
+package server
+
+import (
+	"crypto/sha256"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultCacheSize is the default number of verified tokens remembered.
+// 100k entries take about 25 MiB.
+const DefaultCacheSize = 100_000
+
+const cacheShards = 64
+
+// tokenCache remembers verified tokens so that a client reusing its token
+// does not pay the signature check again. It is keyed by the SHA-256 of the
+// token (the token itself is never kept), bounded, and split into shards
+// each with its own lock, evicting with the CLOCK algorithm (an
+// approximation of LRU whose hits only set a bit, under a read lock).
+//
+// An entry is used only while its token is valid (exp plus leeway) and while
+// the key that verified it is still in the broker's key set.
+type tokenCache struct {
+	shards   [cacheShards]cacheShard
+	perShard int
+}
+
+type cacheShard struct {
+	mu   sync.RWMutex
+	m    map[[32]byte]*cacheEntry
+	ring []*cacheEntry // CLOCK ring; nil slots are free
+	hand int
+}
+
+type cacheEntry struct {
+	key      [32]byte
+	id       *Identity
+	kid      string
+	deadline int64 // UnixNano after which the token is expired (leeway included)
+	slot     int
+	ref      atomic.Bool
+}
+
+// newTokenCache returns a cache of at most size entries; size 0 disables it.
+func newTokenCache(size int) *tokenCache {
+	c := &tokenCache{perShard: (size + cacheShards - 1) / cacheShards}
+	for i := range c.shards {
+		c.shards[i].m = make(map[[32]byte]*cacheEntry)
+	}
+	return c
+}
+
+var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// tokenKey hashes a token without allocating (the string is copied into a
+// pooled buffer, since sha256 takes a []byte).
+func tokenKey(token string) [32]byte {
+	bp := keyBufPool.Get().(*[]byte)
+	b := append((*bp)[:0], token...)
+	sum := sha256.Sum256(b)
+	*bp = b[:0]
+	keyBufPool.Put(bp)
+	return sum
+}
+
+func (c *tokenCache) shard(key *[32]byte) *cacheShard { return &c.shards[key[0]%cacheShards] }
+
+// get returns the identity of a remembered, still valid token.
+func (c *tokenCache) get(key *[32]byte, now int64, keys *keySet) *Identity {
+	if c.perShard == 0 {
+		return nil
+	}
+	s := c.shard(key)
+	s.mu.RLock()
+	e := s.m[*key]
+	s.mu.RUnlock()
+	if e == nil || now > e.deadline {
+		return nil
+	}
+	if _, ok := keys.byKID[e.kid]; !ok && e.kid != "" {
+		return nil
+	}
+	if !e.ref.Load() {
+		e.ref.Store(true)
+	}
+	return e.id
+}
+
+// put remembers a verified token until deadline; now (UnixNano) tells which
+// entries have expired and may be evicted first.
+func (c *tokenCache) put(key *[32]byte, id *Identity, kid string, deadline, now int64) {
+	if c.perShard == 0 {
+		return
+	}
+	e := &cacheEntry{key: *key, id: id, kid: strings.Clone(kid), deadline: deadline}
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.m[*key]; old != nil {
+		e.slot = old.slot
+		s.ring[e.slot] = e
+		s.m[*key] = e
+		return
+	}
+	if len(s.ring) < c.perShard {
+		e.slot = len(s.ring)
+		s.ring = append(s.ring, e)
+		s.m[*key] = e
+		return
+	}
+	// Advance the hand to a free slot, an expired entry, or one not used
+	// since the hand last passed. Two turns always suffice.
+	for {
+		v := s.ring[s.hand]
+		if v == nil || v.deadline < now {
+			break
+		}
+		if v.ref.Load() {
+			v.ref.Store(false)
+			s.hand = (s.hand + 1) % len(s.ring)
+			continue
+		}
+		break
+	}
+	if v := s.ring[s.hand]; v != nil {
+		delete(s.m, v.key)
+	}
+	e.slot = s.hand
+	s.ring[s.hand] = e
+	s.m[*key] = e
+	s.hand = (s.hand + 1) % len(s.ring)
+}
+
+// dropKIDs forgets the tokens verified with keys that left the key set.
+func (c *tokenCache) dropKIDs(gone map[string]bool) {
+	if len(gone) == 0 {
+		return
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if gone[e.kid] {
+				delete(s.m, k)
+				s.ring[e.slot] = nil
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// len returns the number of entries.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// internRoles returns a shared copy of a role list: the same few role sets
+// recur across every user's tokens, so the cache keeps one copy of each.
+// The table stops growing at maxInternedRoleSets.
+func internRoles(roles []string) []string {
+	if len(roles) == 0 {
+		return []string{}
+	}
+	k := strings.Join(roles, "\x00")
+	if v, ok := internedRoles.Load(k); ok {
+		return v.([]string)
+	}
+	if internedCount.Load() >= maxInternedRoleSets {
+		return roles
+	}
+	v, loaded := internedRoles.LoadOrStore(k, roles)
+	if !loaded {
+		internedCount.Add(1)
+	}
+	return v.([]string)
+}
+
+const maxInternedRoleSets = 4096
+
+var (
+	internedRoles sync.Map
+	internedCount atomic.Int64
+)

@@ -1,0 +1,226 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the configuration of the validating server. The yaml tags are
+// the keys of `pbench-auth serve --config FILE`; they match the flag names.
+type Config struct {
+	// Listen is the address `serve` listens on. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files; when both are set `serve` speaks
+	// HTTPS. Without them it speaks plain HTTP: put it behind a TLS proxy.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
+	// LogFormat is "text" (default) or "json".
+	LogFormat string `yaml:"log-format"`
+
+	// Issuer is the broker's OpenID issuer URL, compared exactly with each
+	// token's "iss" (Keycloak: <server>/realms/<realm>). Required. It must be
+	// https unless its host is a loopback address: the keys fetched from it
+	// decide which tokens are trusted.
+	Issuer string `yaml:"issuer"`
+	// ClientID is the public client that CLIs and dashboards log in with.
+	// Default "pbench-client".
+	ClientID string `yaml:"client-id"`
+	// Audiences: a token is accepted only if its "aud" contains one of
+	// these. Default: ClientID.
+	Audiences []string `yaml:"audience"`
+	// AllowedClients: a token with an "azp" must name one of these.
+	// Default: ClientID.
+	AllowedClients []string `yaml:"allowed-client"`
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Zero means
+	// none; `serve` defaults to 30s. At most 5m.
+	Leeway time.Duration `yaml:"leeway"`
+	// CACert is a PEM file of CA certificates trusted, in addition to the
+	// system's, for the broker's TLS.
+	CACert string `yaml:"ca-cert"`
+	// Upstream, when set, turns on gateway mode: every other /api/v1/...
+	// request is validated and then proxied there with X-Forwarded-User,
+	// X-Forwarded-Email and X-Forwarded-Roles set from the token (the
+	// client's own values of these headers are always removed first).
+	Upstream string `yaml:"upstream"`
+	// RequireRoles are rules "PATH_PREFIX=ROLE": an authenticated request
+	// whose path is PATH_PREFIX or below it (whole path segments: /a/b
+	// covers /a/b and /a/b/c, not /a/bc) needs ROLE, else 403. Every
+	// matching rule applies, so a request under two prefixes needs both
+	// roles. Public endpoints are never restricted.
+	RequireRoles []string `yaml:"require-role"`
+
+	// CacheSize bounds the verified-token cache. Default DefaultCacheSize;
+	// -1 disables the cache.
+	CacheSize int `yaml:"cache-size"`
+	// RefreshInterval is how often the broker's keys are fetched again.
+	// Default 5m.
+	RefreshInterval time.Duration `yaml:"refresh-interval"`
+	// MinRefreshInterval rate-limits the fetch triggered by a token naming an
+	// unknown key. Default 10s.
+	MinRefreshInterval time.Duration `yaml:"min-refresh-interval"`
+
+	// HTTPClient fetches the broker's discovery document and keys. Default:
+	// a client with a 15s timeout trusting the system's CAs and CACert.
+	HTTPClient *http.Client `yaml:"-"`
+	// Logger receives one line per request and the key refresh events.
+	// Default: slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+	// Now is the clock. Default time.Now.
+	Now func() time.Time `yaml:"-"`
+}
+
+// DefaultConfig returns the defaults of `pbench-auth serve`.
+func DefaultConfig() Config {
+	return Config{
+		Listen:    "127.0.0.1:8080",
+		LogFormat: "text",
+		ClientID:  "pbench-client",
+		Leeway:    30 * time.Second,
+	}
+}
+
+// Validate reports every problem of the configuration at once (joined with
+// errors.Join), or nil. It reads the files the configuration names.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			add("listen %q: want HOST:PORT, e.g. 127.0.0.1:8080", c.Listen)
+		}
+	}
+	switch {
+	case c.Issuer == "":
+		add("issuer is required: the broker's OpenID issuer URL, e.g. https://sso.example.com/realms/pbench")
+	default:
+		if err := checkIssuer(c.Issuer); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if strings.TrimSpace(c.ClientID) != c.ClientID || c.ClientID == "" {
+		add("client-id %q: must be non-empty, without surrounding spaces", c.ClientID)
+	}
+	for _, a := range c.Audiences {
+		if strings.TrimSpace(a) == "" {
+			add("audience: empty value")
+		}
+	}
+	for _, a := range c.AllowedClients {
+		if strings.TrimSpace(a) == "" {
+			add("allowed-client: empty value")
+		}
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		add("leeway %s: must be between 0 and 5m", c.Leeway)
+	}
+	if c.CACert != "" {
+		if _, err := certPool(c.CACert); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Upstream != "" {
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("upstream %q: want an absolute http(s) URL, e.g. http://127.0.0.1:8001", c.Upstream)
+		}
+	}
+	if _, err := parseRoleRules(c.RequireRoles); err != nil {
+		errs = append(errs, err)
+	}
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		add("tls-cert and tls-key go together: give both or neither")
+	case c.TLSCert != "":
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			add("tls-cert/tls-key: %w", err)
+		}
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		add("log-format %q: want text or json", c.LogFormat)
+	}
+	if c.CacheSize < -1 {
+		add("cache-size %d: want a number of entries, or -1 to disable the cache", c.CacheSize)
+	}
+	if c.RefreshInterval < 0 || c.MinRefreshInterval < 0 {
+		add("refresh-interval and min-refresh-interval must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func checkIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("issuer %q: want an absolute http(s) URL, e.g. https://sso.example.com/realms/pbench", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer %q: must not have a query or fragment", issuer)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("issuer %q: must use https (plain http is allowed only for loopback hosts)", issuer)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// certPool returns the system's CAs plus those in file.
+func certPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file) // #nosec G304 -- the operator's own CA file
+	if err != nil {
+		return nil, fmt.Errorf("ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca-cert %s: no PEM certificate found", file)
+	}
+	return pool, nil
+}
+
+// roleRule is one --require-role PATH_PREFIX=ROLE.
+type roleRule struct{ prefix, role string }
+
+func parseRoleRules(specs []string) ([]roleRule, error) {
+	var errs []error
+	var rules []roleRule
+	for _, s := range specs {
+		prefix, role, ok := strings.Cut(s, "=")
+		switch {
+		case !ok || role == "":
+			errs = append(errs, fmt.Errorf("require-role %q: want PATH_PREFIX=ROLE, e.g. /api/v1/admin=ADMIN", s))
+		case !strings.HasPrefix(prefix, "/"):
+			errs = append(errs, fmt.Errorf("require-role %q: the path prefix must start with /", s))
+		default:
+			rules = append(rules, roleRule{prefix: strings.TrimSuffix(prefix, "/"), role: role})
+		}
+	}
+	return rules, errors.Join(errs...)
+}
+
+// matches reports whether path is the rule's prefix or below it.
+func (r roleRule) matches(path string) bool {
+	if r.prefix == "" {
+		return true
+	}
+	return path == r.prefix || strings.HasPrefix(path, r.prefix) && path[len(r.prefix)] == '/'
+}
