@@ -1,0 +1,250 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+)
+
+func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestFetchEndpoints(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int
+		ctype       string
+		body        string
+		wantIssuer  string
+		wantClient  string
+		wantErr     string // substring of the error
+		wantExit    int
+		wantDefault bool
+	}{
+		{
+			name:       "keycloak server and realm",
+			body:       `{"identification":"Pbench server 1.0","api":{"x":"y"},"openid":{"server":"https://kc.example.com/","realm":"pbench-server","client":"pbench-client"}}`,
+			wantIssuer: "https://kc.example.com/realms/pbench-server",
+			wantClient: "pbench-client",
+		},
+		{
+			name:       "issuer wins over server and realm",
+			body:       `{"openid":{"server":"https://kc.example.com","realm":"r","client":"c","issuer":"https://dex.example.com/dex"}}`,
+			wantIssuer: "https://dex.example.com/dex",
+			wantClient: "c",
+		},
+		{name: "not found", status: 404, body: "nope", wantErr: "answered 404 Not Found", wantExit: cmdutil.ExitFailure},
+		{name: "server error", status: 503, body: "down", wantErr: "not available", wantExit: cmdutil.ExitNetwork},
+		{name: "html page", ctype: "text/html", body: "<html>hello</html>", wantErr: `answered "text/html", not JSON`, wantExit: cmdutil.ExitFailure},
+		{name: "malformed json", body: `{"openid":`, wantErr: "malformed JSON", wantExit: cmdutil.ExitFailure},
+		{name: "no openid section", body: `{"identification":"Pbench server 0.69"}`, wantErr: `no "openid" section`, wantExit: cmdutil.ExitFailure},
+		{name: "no client", body: `{"openid":{"issuer":"https://i"}}`, wantErr: `lacks "client"`, wantExit: cmdutil.ExitFailure},
+		{name: "no realm", body: `{"openid":{"server":"https://kc","client":"c"}}`, wantErr: `lacks "issuer" (or "server" and "realm")`, wantExit: cmdutil.ExitFailure},
+		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantErr: "larger than", wantExit: cmdutil.ExitFailure},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != EndpointsPath {
+					http.NotFound(w, r)
+					return
+				}
+				ct := tt.ctype
+				if ct == "" {
+					ct = "application/json"
+				}
+				w.Header().Set("Content-Type", ct)
+				if tt.status != 0 {
+					w.WriteHeader(tt.status)
+				}
+				_, _ = w.Write([]byte(tt.body))
+			})
+			ep, err := FetchEndpoints(context.Background(), srv.Client(), srv.URL+"/")
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("got %+v, want an error containing %q", ep, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %q does not contain %q", err, tt.wantErr)
+				}
+				if got := cmdutil.ExitCode(err); got != tt.wantExit {
+					t.Errorf("exit code %d, want %d (error %q)", got, tt.wantExit, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ep.OpenID.IssuerURL(); got != tt.wantIssuer {
+				t.Errorf("issuer %q, want %q", got, tt.wantIssuer)
+			}
+			if ep.OpenID.Client != tt.wantClient {
+				t.Errorf("client %q, want %q", ep.OpenID.Client, tt.wantClient)
+			}
+		})
+	}
+}
+
+func TestFetchEndpointsUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+
+	_, err = FetchEndpoints(context.Background(), http.DefaultClient, "http://"+addr)
+	if err == nil {
+		t.Fatal("want an error for a closed port")
+	}
+	if got := cmdutil.ExitCode(err); got != cmdutil.ExitNetwork {
+		t.Errorf("exit code %d, want %d (%v)", got, cmdutil.ExitNetwork, err)
+	}
+	if !strings.Contains(err.Error(), "cannot reach the Pbench server") {
+		t.Errorf("error %q does not say the server is unreachable", err)
+	}
+}
+
+// keycloakDiscovery is the shape of Keycloak's discovery document (trimmed).
+func keycloakDiscovery(issuer string, pkce []string) map[string]any {
+	base := issuer + "/protocol/openid-connect"
+	return map[string]any{
+		"issuer":                                issuer,
+		"authorization_endpoint":                base + "/auth",
+		"token_endpoint":                        base + "/token",
+		"userinfo_endpoint":                     base + "/userinfo",
+		"end_session_endpoint":                  base + "/logout",
+		"jwks_uri":                              base + "/certs",
+		"introspection_endpoint":                base + "/token/introspect",
+		"revocation_endpoint":                   base + "/revoke",
+		"device_authorization_endpoint":         base + "/auth/device",
+		"code_challenge_methods_supported":      pkce,
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"response_types_supported":              []string{"code"},
+		"subject_types_supported":               []string{"public"},
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	var issuer string
+	var doc map[string]any
+	status := http.StatusOK
+	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/realms/pbench/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(doc)
+	})
+	issuer = srv.URL + "/realms/pbench"
+	ctx := context.Background()
+
+	t.Run("keycloak fields", func(t *testing.T) {
+		doc = keycloakDiscovery(issuer, []string{"plain", "S256"})
+		b, err := Discover(ctx, srv.Client(), issuer, "pbench-client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Metadata{
+			AuthorizationEndpoint:         issuer + "/protocol/openid-connect/auth",
+			TokenEndpoint:                 issuer + "/protocol/openid-connect/token",
+			UserinfoEndpoint:              issuer + "/protocol/openid-connect/userinfo",
+			DeviceAuthorizationEndpoint:   issuer + "/protocol/openid-connect/auth/device",
+			RevocationEndpoint:            issuer + "/protocol/openid-connect/revoke",
+			EndSessionEndpoint:            issuer + "/protocol/openid-connect/logout",
+			IntrospectionEndpoint:         issuer + "/protocol/openid-connect/token/introspect",
+			CodeChallengeMethodsSupported: []string{"plain", "S256"},
+		}
+		gotJSON, _ := json.Marshal(b.Metadata)
+		wantJSON, _ := json.Marshal(want)
+		if string(gotJSON) != string(wantJSON) {
+			t.Errorf("metadata\n got %s\nwant %s", gotJSON, wantJSON)
+		}
+		if b.Issuer != issuer || b.ClientID != "pbench-client" {
+			t.Errorf("issuer %q client %q", b.Issuer, b.ClientID)
+		}
+		if !b.SupportsPKCES256() {
+			t.Error("S256 is listed, SupportsPKCES256 = false")
+		}
+		if got := b.Provider.Endpoint().DeviceAuthURL; got != want.DeviceAuthorizationEndpoint {
+			t.Errorf("provider device endpoint %q", got)
+		}
+	})
+
+	pkceCases := []struct {
+		methods []string
+		want    bool
+	}{{nil, true}, {[]string{"plain"}, false}, {[]string{"S256"}, true}}
+	for _, c := range pkceCases {
+		doc = keycloakDiscovery(issuer, c.methods)
+		b, err := Discover(ctx, srv.Client(), issuer, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.SupportsPKCES256(); got != c.want {
+			t.Errorf("methods %v: SupportsPKCES256 = %v, want %v", c.methods, got, c.want)
+		}
+	}
+
+	t.Run("issuer mismatch", func(t *testing.T) {
+		doc = keycloakDiscovery(issuer, nil)
+		_, err := Discover(ctx, srv.Client(), issuer+"/", "c")
+		if err == nil || !strings.Contains(err.Error(), "issuer mismatch") ||
+			!strings.Contains(err.Error(), `names issuer "`+issuer+`", not "`+issuer+`/"`) {
+			t.Fatalf("got %v, want an issuer mismatch naming both issuers", err)
+		}
+	})
+
+	t.Run("no discovery document", func(t *testing.T) {
+		_, err := Discover(ctx, srv.Client(), srv.URL+"/realms/other", "c")
+		if err == nil || !strings.Contains(err.Error(), "answered 404 Not Found") {
+			t.Fatalf("got %v, want a 404 explained", err)
+		}
+		if strings.Contains(err.Error(), "page not found") {
+			t.Errorf("error %q carries the response body", err)
+		}
+	})
+
+	t.Run("broker unavailable", func(t *testing.T) {
+		doc, status = keycloakDiscovery(issuer, nil), http.StatusBadGateway
+		defer func() { status = http.StatusOK }()
+		_, err := Discover(ctx, srv.Client(), issuer, "c")
+		if cmdutil.ExitCode(err) != cmdutil.ExitNetwork {
+			t.Fatalf("got %v (exit %d), want exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitNetwork)
+		}
+	})
+
+	t.Run("too large", func(t *testing.T) {
+		doc = keycloakDiscovery(issuer, nil)
+		doc["padding"] = strings.Repeat("x", MaxBodyBytes)
+		_, err := Discover(ctx, srv.Client(), issuer, "c")
+		if err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("got %v, want a body-size error", err)
+		}
+	})
+
+	t.Run("unreachable", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		_, err = Discover(ctx, http.DefaultClient, "http://"+addr+"/realms/x", "c")
+		if cmdutil.ExitCode(err) != cmdutil.ExitNetwork || !strings.Contains(err.Error(), "cannot reach the identity broker") {
+			t.Fatalf("got %v (exit %d), want unreachable with exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitNetwork)
+		}
+	})
+}
