@@ -7,6 +7,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/token"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/gendocs"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/version"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
@@ -34,6 +35,7 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	})
 
 	cmd.AddCommand(version.NewCmd(f, nil))
+	cmd.AddCommand(gendocs.NewCmd(f, nil))
 	cmd.AddCommand(token.NewCmd(f, nil))
 	cmd.AddCommand(status.NewCmd(f, nil))
 	cmd.AddCommand(logout.NewCmd(f, nil))

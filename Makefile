@@ -1,0 +1,27 @@
+# GOTOOLCHAIN=auto lets go.mod's "go 1.26.10" fetch that toolchain from the module proxy.
+export GOTOOLCHAIN ?= auto
+ifeq ($(GOTOOLCHAIN),local)
+export GOTOOLCHAIN := auto
+endif
+
+.PHONY: test deps check build demo generate bench
+
+## test: install what the tests need (apt when root, tools, Dex), then run every test.
+test: deps check
+
+deps:
+	scripts/install-deps.sh
+
+check:
+	scripts/test.sh
+
+build:
+	go build -o bin/pbench-auth ./cmd/pbench-auth
+
+## demo: the whole seed sequence on one machine (serve --dev, login, call), no browser needed.
+demo:
+	go run ./cmd/pbench-auth demo
+
+## generate: regenerate completions/ and docs/ reference pages from the command tree.
+generate:
+	scripts/generate.sh

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: static checks, unit and integration
+# tests under -race with a real Secret Service, the end-to-end test on real
+# processes (Dex, serve, the CLI, Chromium), and the first-run demo.
+# Run scripts/install-deps.sh first (`make test` does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+[ "$GOTOOLCHAIN" = local ] && export GOTOOLCHAIN=auto
+cache="${PBENCH_AUTH_CACHE:-$HOME/.cache/pbench-auth}"
+export PATH="$cache/bin:$PATH"
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+[ -z "$unformatted" ] || { echo "not gofmt-formatted:"; echo "$unformatted"; exit 1; }
+
+step "go vet"
+go vet ./...
+go vet -tags e2e ./test/e2e/...
+
+step "golangci-lint"
+golangci-lint run ./...
+
+step "generated files are fresh (completions, docs)"
+scripts/generate.sh --check
+
+step "govulncheck (offline database)"
+govulncheck -db "file://$cache/vulndb" ./...
+
+step "go test -race (Secret Service: gnome-keyring; browser: chromium)"
+export PBENCH_AUTH_TEST_CHROMIUM=1
+scripts/with-keyring.sh go test -race -count=1 ./...
+
+step "end to end: Dex IdP -> Dex broker -> serve -> CLI in Chromium, and the same on serve --dev"
+scripts/with-keyring.sh go test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+
+step "first run: pbench-auth demo"
+scripts/with-keyring.sh go run ./cmd/pbench-auth demo
