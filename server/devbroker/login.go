@@ -1,0 +1,171 @@
+package devbroker
+
+import (
+	"net/http"
+	"strings"
+)
+
+const invalidCredentials = "Invalid username or password." // Keycloak's wording
+
+// login serves the login form of an authorization request (GET) and checks
+// the credentials posted to it (POST). On success it opens a session and
+// sends the browser to the library's callback, which redirects to the client
+// with the code.
+func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !parseForm(w, r) {
+		return
+	}
+	id := r.Form.Get("id")
+	g, ok := b.store.loginRequest(id)
+	if !ok {
+		b.render(w, http.StatusBadRequest, page{
+			Title: "Login expired",
+			Error: "This login request is unknown, already used or expired. Start the login again from your client.",
+		})
+		return
+	}
+	form := page{
+		Title:   "Sign in",
+		Message: "Sign in to continue to " + g.ClientID + ".",
+		Form:    "login",
+		Action:  b.Issuer() + "/login-actions/authenticate",
+		Hidden:  map[string]string{"id": id},
+	}
+	if r.Method == http.MethodGet {
+		b.render(w, http.StatusOK, form)
+		return
+	}
+	name := strings.TrimSpace(r.PostForm.Get("username"))
+	a, ok := b.store.users.authenticate(name, r.PostForm.Get("password"))
+	if !ok {
+		b.log.Warn("login refused: invalid username or password", "username", name, "client", g.ClientID)
+		form.Error, form.Username = invalidCredentials, name
+		b.render(w, http.StatusOK, form) // Keycloak answers 200 with the form again
+		return
+	}
+	if err := b.store.completeLogin(id, a); err != nil {
+		b.render(w, http.StatusBadRequest, page{Title: "Login expired", Error: err.Error()})
+		return
+	}
+	b.log.Info("login", "username", a.Name, "client", g.ClientID)
+	http.Redirect(w, r, b.server.callbackURL(r.Context(), b.Issuer(), id), http.StatusSeeOther)
+}
+
+// device is the device flow's verification page: enter the user code (GET),
+// then sign in (POST), then approve or deny (deviceConsent).
+func (b *Broker) device(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !parseForm(w, r) {
+		return
+	}
+	action := b.Issuer() + "/device"
+	codeForm := page{Title: "Device login", Form: "usercode", Action: action,
+		Message: "Enter the code shown by your device."}
+	code := strings.TrimSpace(r.Form.Get("user_code"))
+	if code == "" && r.Method == http.MethodGet {
+		b.render(w, http.StatusOK, codeForm)
+		return
+	}
+	clientID, scopes, ok := b.store.pendingDevice(code)
+	if !ok {
+		codeForm.Error = "Invalid or expired code. Check the code shown by your device, or start again there."
+		b.render(w, http.StatusBadRequest, codeForm)
+		return
+	}
+	form := page{
+		Title:   "Sign in",
+		Message: "Sign in to let a device use " + clientID + " (scopes: " + strings.Join(scopes, " ") + ").",
+		Form:    "login",
+		Action:  action,
+		Hidden:  map[string]string{"user_code": code},
+	}
+	if r.Method == http.MethodGet {
+		b.render(w, http.StatusOK, form)
+		return
+	}
+	name := strings.TrimSpace(r.PostForm.Get("username"))
+	a, ok := b.store.users.authenticate(name, r.PostForm.Get("password"))
+	if !ok {
+		b.log.Warn("device login refused: invalid username or password", "username", name, "client", clientID)
+		form.Error, form.Username = invalidCredentials, name
+		b.render(w, http.StatusOK, form)
+		return
+	}
+	consent, err := b.store.deviceLogin(code, a)
+	if err != nil {
+		codeForm.Error = "Invalid or expired code. Start again on your device."
+		b.render(w, http.StatusBadRequest, codeForm)
+		return
+	}
+	b.render(w, http.StatusOK, page{
+		Title:   "Grant access",
+		Message: "Let the device use " + clientID + " as " + a.Name + "?",
+		Form:    "consent",
+		Action:  b.Issuer() + "/device/consent",
+		Hidden:  map[string]string{"user_code": code, "consent": consent},
+	})
+}
+
+func (b *Broker) deviceConsent(w http.ResponseWriter, r *http.Request) {
+	if !parseForm(w, r) {
+		return
+	}
+	approve := r.PostForm.Get("action") == "approve"
+	if err := b.store.deviceDecide(r.PostForm.Get("user_code"), r.PostForm.Get("consent"), approve); err != nil {
+		b.render(w, http.StatusBadRequest, page{Title: "Device login", Form: "usercode", Action: b.Issuer() + "/device",
+			Error: "Invalid, expired or already used code. Start again on your device."})
+		return
+	}
+	if !approve {
+		b.render(w, http.StatusOK, page{Title: "Access denied", Message: "The device was denied access. You can close this page."})
+		return
+	}
+	b.render(w, http.StatusOK, page{Title: "Device approved", Message: "The device is logged in. You can close this page and return to it."})
+}
+
+func (b *Broker) loggedOut(w http.ResponseWriter, _ *http.Request) {
+	b.render(w, http.StatusOK, page{Title: "Logged out", Message: "You are logged out."})
+}
+
+// logout adds Keycloak's logout of a public client without a browser: POST
+// with client_id and refresh_token ends the session (204). Other requests
+// go to the library's end-session endpoint (id_token_hint, redirects).
+func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
+	if !parseForm(w, r) {
+		return
+	}
+	token := r.PostForm.Get("refresh_token")
+	if token == "" {
+		b.server.handler.ServeHTTP(w, r)
+		return
+	}
+	clientID := r.PostForm.Get("client_id")
+	if clientID == "" {
+		if id, _, ok := r.BasicAuth(); ok {
+			clientID = id
+		}
+	}
+	if clientID == "" {
+		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_request", "client_id is required with refresh_token"})
+		return
+	}
+	if err := b.store.endSessionByRefreshToken(clientID, token); err != nil {
+		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_grant", err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}

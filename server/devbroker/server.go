@@ -1,0 +1,151 @@
+package devbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// legacyServer is the op library's server with the Keycloak differences
+// layered on: the loopback redirect policy, mandatory PKCE, and Keycloak's
+// token response fields and refresh errors.
+type legacyServer struct {
+	*op.LegacyServer
+	provider *op.Provider
+	store    *store
+	handler  http.Handler
+}
+
+func newLegacyServer(issuer string, st *store) (*legacyServer, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	var cryptoKey [32]byte // encrypts authorization codes; new on every start
+	if _, err := rand.Read(cryptoKey[:]); err != nil {
+		return nil, fmt.Errorf("code key: %w", err)
+	}
+	ep := endpoints()
+	config := &op.Config{
+		CryptoKey:                cryptoKey,
+		CodeMethodS256:           true,
+		GrantTypeRefreshToken:    true,
+		DefaultLogoutRedirectURI: issuer + "/logged-out",
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime:     deviceCodeTTL,
+			PollInterval: devicePollRate,
+			UserFormPath: u.Path + "/device", // Keycloak's verification_uri
+			UserCode:     op.UserCodeBase20,
+		},
+	}
+	provider, err := op.NewProvider(config, st, op.StaticIssuer(issuer),
+		op.WithAllowInsecure(), // loopback http is the point of a dev broker
+		op.WithCustomEndpoints(ep.Authorization, ep.Token, ep.Userinfo, ep.Revocation, ep.EndSession, ep.JwksURI),
+		op.WithCustomIntrospectionEndpoint(ep.Introspection),
+		op.WithCustomDeviceAuthorizationEndpoint(ep.DeviceAuthorization),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("openid provider: %w", err)
+	}
+	s := &legacyServer{LegacyServer: op.NewLegacyServer(provider, ep), provider: provider, store: st}
+	s.handler = op.RegisterLegacyServer(s, op.AuthorizeCallbackHandler(provider))
+	return s, nil
+}
+
+// VerifyAuthRequest accepts, for the public client, any loopback redirect
+// (the library would want it registered) and refuses every other one.
+func (s *legacyServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	pc, ok := cr.Client.(*publicClient)
+	if !ok {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("this client cannot log users in")
+	}
+	if err := checkLoopbackRedirect(r.Data.RedirectURI); err != nil {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("%s", err.Error())
+	}
+	pc.redirectURI = r.Data.RedirectURI
+	return cr, nil
+}
+
+// Authorize requires PKCE S256, which the library leaves optional for public
+// clients. The redirect_uri is valid here, so the error goes back to the client.
+func (s *legacyServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+	if r.Data.CodeChallenge == "" || r.Data.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required: send code_challenge with code_challenge_method=S256")
+	}
+	return s.LegacyServer.Authorize(ctx, r)
+}
+
+func (s *legacyServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	return s.keycloakTokens(s.LegacyServer.CodeExchange(ctx, r))
+}
+
+func (s *legacyServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	return s.keycloakTokens(s.LegacyServer.RefreshToken(ctx, r))
+}
+
+// DeviceToken is the library's device grant, with the approved
+// authorization consumed once (a second poll gets invalid_grant) and the
+// session the user opened on the device page attached to the tokens.
+func (s *legacyServer) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc.DeviceAccessTokenRequest]) (*op.Response, error) {
+	if _, err := op.CheckDeviceAuthorizationState(ctx, r.Client.GetID(), r.Data.DeviceCode, s.provider); err != nil {
+		return nil, err
+	}
+	g, err := s.store.takeDeviceGrant(r.Client.GetID(), r.Data.DeviceCode)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := op.CreateDeviceTokenResponse(ctx, g, s.provider, r.Client)
+	if err != nil {
+		return nil, err
+	}
+	return s.keycloakTokens(op.NewResponse(resp), nil)
+}
+
+// tokenResponse is a token response with Keycloak's extra fields.
+type tokenResponse struct {
+	*oidc.AccessTokenResponse
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	NotBeforePolicy  int    `json:"not-before-policy"`
+	SessionState     string `json:"session_state,omitempty"`
+	Scope            string `json:"scope"` // the grant, without the internal offline_access
+}
+
+func (s *legacyServer) keycloakTokens(resp *op.Response, err error) (*op.Response, error) {
+	if err != nil {
+		var ge grantError
+		if errors.As(err, &ge) {
+			return nil, oidc.ErrInvalidGrant().WithDescription("%s", string(ge))
+		}
+		return nil, err
+	}
+	at, ok := resp.Data.(*oidc.AccessTokenResponse)
+	if !ok {
+		return resp, nil
+	}
+	at.ExpiresIn = uint64(s.store.accessTTL.Seconds())
+	out := &tokenResponse{AccessTokenResponse: at, Scope: strings.Join(at.Scope, " ")}
+	if sid, ttl, scopes, ok := s.store.refreshInfo(at.RefreshToken); ok {
+		out.SessionState = sid
+		out.RefreshExpiresIn = int64(ttl.Seconds() + 0.5)
+		out.Scope = strings.Join(scopes, " ")
+	}
+	resp.Data = out
+	return resp, nil
+}
+
+// callbackURL is where the login page sends the browser once the user is
+// authenticated; the library answers it with the code.
+func (s *legacyServer) callbackURL(ctx context.Context, issuer, requestID string) string {
+	return s.AuthCallbackURL()(op.ContextWithIssuer(ctx, issuer), requestID)
+}
