@@ -4,6 +4,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/token"
@@ -36,6 +37,7 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 
 	cmd.AddCommand(version.NewCmd(f, nil))
 	cmd.AddCommand(gendocs.NewCmd(f, nil))
+	cmd.AddCommand(login.NewCmd(f, nil))
 	cmd.AddCommand(token.NewCmd(f, nil))
 	cmd.AddCommand(status.NewCmd(f, nil))
 	cmd.AddCommand(logout.NewCmd(f, nil))

@@ -1,0 +1,150 @@
+package login
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/int128/oauth2cli"
+	"golang.org/x/oauth2"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+)
+
+// authCodeLogin is the authorization code grant through the loopback
+// listener, with PKCE S256 (unless the broker rules it out), state and nonce.
+func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
+	addr, redirectURI, err := pickListenAddress(o.ListenAddresses, o.Prompt)
+	if err != nil {
+		return nil, err
+	}
+	conf := o.oauth2Config()
+	conf.RedirectURL = redirectURI
+
+	state, nonce := rand.Text(), rand.Text()
+	authOpts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", nonce)}
+	var tokenOpts []oauth2.AuthCodeOption
+	pkce := "S256"
+	if o.Broker.SupportsPKCES256() {
+		verifier := oauth2.GenerateVerifier()
+		authOpts = append(authOpts, oauth2.S256ChallengeOption(verifier))
+		tokenOpts = append(tokenOpts, oauth2.VerifierOption(verifier))
+	} else {
+		pkce = "none (the broker does not list S256 in code_challenge_methods_supported)"
+	}
+	authURL := conf.AuthCodeURL(state, authOpts...)
+
+	ready := make(chan string, 1)
+	cfg := oauth2cli.Config{
+		OAuth2Config:            conf,
+		AuthCodeOptions:         authOpts,
+		TokenRequestOptions:     tokenOpts,
+		State:                   state,
+		LocalServerBindAddress:  []string{addr},
+		LocalServerCallbackPath: CallbackPath,
+		LocalServerSuccessHTML:  successHTML,
+		LocalServerMiddleware:   o.guardState(state, conf.Endpoint.TokenURL),
+		LocalServerReadyChan:    ready,
+	}
+	go func() {
+		select {
+		case <-ready:
+			o.Tracef("listening on %s for the broker's redirect (loopback only)", redirectURI)
+			o.Tracef("authorization URL (PKCE %s): %s", pkce, RedactURL(authURL))
+			o.showAuthURL(authURL)
+		case <-ctx.Done():
+		}
+	}()
+	tok, err := oauth2cli.GetToken(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	return o.result(ctx, tok, conf.Scopes, nonce)
+}
+
+// showAuthURL sends the user to the broker: through Browser, or by printing
+// the URL when there is none or it fails.
+func (o *Options) showAuthURL(authURL string) {
+	if o.Browser != nil {
+		err := o.Browser(authURL)
+		if err == nil {
+			o.Tracef("browser opened at the authorization URL")
+			_, _ = fmt.Fprintf(o.Prompt, "Opened a browser to log in at %s (waiting up to %s).\n", hostOf(authURL), o.Timeout)
+			return
+		}
+		_, _ = fmt.Fprintf(o.Prompt, "pbench-auth: could not open a browser: %v\n", err)
+	}
+	_, _ = fmt.Fprintf(o.Prompt, "Open this URL in a browser on this machine to log in (waiting up to %s):\n\n    %s\n\n", o.Timeout, authURL)
+}
+
+// guardState keeps a callback that does not carry this login's state (a
+// stale tab of an earlier login, another program) away from oauth2cli, which
+// would otherwise end the login with it. That callback gets an error page,
+// the user a message, and the login keeps waiting for its own callback.
+func (o *Options) guardState(state, tokenURL string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			if !q.Has("code") && !q.Has("error") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+				_, _ = fmt.Fprintln(o.Prompt, "pbench-auth: ignored a login response that is not for this login (wrong state: "+
+					"a stale browser tab or another program); still waiting for this login's response")
+				o.Tracef("callback with a wrong state refused (400)")
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = fmt.Fprint(w, wrongStateHTML)
+				return
+			}
+			if e := q.Get("error"); e != "" {
+				o.Tracef("callback received: error %q", e)
+			} else {
+				o.Tracef("callback received: code %s, state matches", cmdutil.Redact(q.Get("code")))
+				o.Tracef("exchanging the code at %s (PKCE code_verifier redacted)", tokenURL)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// RedactURL hides the per-login values of an authorization URL (state,
+// nonce, code_challenge) for the -v trace; the rest is shown as sent.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	q := u.Query()
+	for _, k := range []string{"state", "nonce", "code_challenge"} {
+		if q.Has(k) {
+			q.Set(k, "REDACTED")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return raw
+}
+
+const successHTML = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>pbench-auth: logged in</title></head>
+<body><h1>Logged in</h1><p>pbench-auth received the broker's answer. You can close this window.</p></body></html>
+`
+
+const wrongStateHTML = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>pbench-auth: not this login</title></head>
+<body><h1>This login response was ignored</h1>
+<p>It does not belong to the pbench-auth login waiting here (its state does not match):
+it may come from an old browser tab. Finish logging in in the window the current login opened,
+or run the login again.</p></body></html>
+`
