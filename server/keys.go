@@ -112,7 +112,7 @@ type remoteKeys struct {
 	log         *slog.Logger
 	period      time.Duration
 	minInterval time.Duration
-	onRefresh   func(ok bool)         // metrics hook
+	onRefresh   func(ok bool)          // metrics hook
 	onChange    func(old, new *keySet) // cache invalidation hook
 
 	keys    atomic.Pointer[keySet]

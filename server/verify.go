@@ -43,14 +43,14 @@ var algHash = map[string]crypto.Hash{
 // verifier checks access tokens: one parse, one signature check, then the
 // claim policy. Verified tokens are remembered in cache.
 type verifier struct {
-	keys     *remoteKeys
-	cache    *tokenCache
-	now      func() time.Time
-	issuer   string
-	aud      []string
-	clients  []string
-	leeway   time.Duration
-	onCache  func(hit bool)
+	keys    *remoteKeys
+	cache   *tokenCache
+	now     func() time.Time
+	issuer  string
+	aud     []string
+	clients []string
+	leeway  time.Duration
+	onCache func(hit bool)
 	// roleClients are the resource_access entries whose roles count: the
 	// client id and the audiences, without duplicates.
 	roleClients []string

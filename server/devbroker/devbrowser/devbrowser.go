@@ -1,0 +1,350 @@
+// Package devbrowser is a browser stand-in for the development broker's
+// pages: it follows redirects, parses the HTML forms and posts them, so the
+// authorization code and device flows can run with a plain HTTP client (in
+// tests and in "pbench-auth demo") where no real browser is available.
+//
+// It understands simple pages only: one form with a "password" input to log
+// in, and the device flow's consent form with an "approve" button.
+package devbrowser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"golang.org/x/net/html"
+)
+
+const (
+	maxSteps     = 10
+	maxPageBytes = 1 << 20
+)
+
+// ErrLoginRefused is returned when the broker shows its login form again
+// with an error (a wrong password).
+var ErrLoginRefused = errors.New("login refused")
+
+// Login opens authURL (the broker's authorization URL, as a client would
+// send a browser to it), logs in with user and pass, and returns the URL the
+// broker finally redirects to, off the broker's origin: the client's
+// redirect_uri with code and state. It does not fetch that URL; a caller
+// whose client listens there (oauth2cli) GETs it to deliver the code.
+//
+// If the broker redirects back with an OAuth error, Login returns the URL
+// and an error describing it. A wrong password gives an error wrapping
+// ErrLoginRefused with the page's message.
+func Login(ctx context.Context, client *http.Client, authURL, user, pass string) (string, error) {
+	start, err := url.Parse(authURL)
+	if err != nil || start.Host == "" {
+		return "", fmt.Errorf("authorization URL %q is not absolute", authURL)
+	}
+	c := sameOriginClient(client, start)
+	resp, err := get(ctx, c, authURL)
+	submitted := false
+	for range maxSteps {
+		if err != nil {
+			return "", err
+		}
+		if loc, ok := leftOrigin(resp, start); ok {
+			return loc, redirectError(loc)
+		}
+		p, err := readPage(resp)
+		if err != nil {
+			return "", err
+		}
+		f, ok := p.formWith("password")
+		if !ok {
+			return "", p.noForm("login")
+		}
+		if submitted && p.errorText != "" {
+			return "", fmt.Errorf("%w: %s", ErrLoginRefused, p.errorText)
+		}
+		f.values.Set("username", user)
+		f.values.Set("password", pass)
+		resp, err = submit(ctx, c, f)
+		submitted = true
+	}
+	return "", fmt.Errorf("no redirect back to the client after %d pages", maxSteps)
+}
+
+// ApproveDevice completes a device authorization (RFC 8628) as its user
+// would: it opens verificationURI (preferably verification_uri_complete;
+// otherwise userCode is typed in), logs in with user and pass, and approves.
+func ApproveDevice(ctx context.Context, client *http.Client, verificationURI, userCode, user, pass string) error {
+	start, err := url.Parse(verificationURI)
+	if err != nil || start.Host == "" {
+		return fmt.Errorf("verification URI %q is not absolute", verificationURI)
+	}
+	c := sameOriginClient(client, start)
+	resp, err := get(ctx, c, verificationURI)
+	submitted := false
+	for range maxSteps {
+		if err != nil {
+			return err
+		}
+		p, err := readPage(resp)
+		if err != nil {
+			return err
+		}
+		if submitted && p.errorText != "" {
+			return fmt.Errorf("%w: %s", ErrLoginRefused, p.errorText)
+		}
+		switch f, kind := p.deviceForm(); kind {
+		case "usercode":
+			f.values.Set("user_code", userCode)
+			resp, err = submit(ctx, c, f)
+		case "login":
+			f.values.Set("username", user)
+			f.values.Set("password", pass)
+			resp, err = submit(ctx, c, f)
+		case "consent":
+			f.values.Set("action", "approve")
+			resp, err = submit(ctx, c, f)
+			if err != nil {
+				return err
+			}
+			done, err := readPage(resp)
+			if err != nil {
+				return err
+			}
+			if done.status != http.StatusOK || done.errorText != "" {
+				return fmt.Errorf("approval refused (HTTP %d): %s", done.status, done.errorText)
+			}
+			return nil
+		default:
+			return p.noForm("device")
+		}
+		submitted = true
+	}
+	return fmt.Errorf("device approval did not finish after %d pages", maxSteps)
+}
+
+// sameOriginClient follows redirects within the broker's origin only.
+func sameOriginClient(client *http.Client, origin *url.URL) *http.Client {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	c := *client
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxSteps {
+			return fmt.Errorf("stopped after %d redirects", maxSteps)
+		}
+		if req.URL.Scheme != origin.Scheme || req.URL.Host != origin.Host {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	return &c
+}
+
+func get(ctx context.Context, c *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return do(c, req)
+}
+
+func do(c *http.Client, req *http.Request) (*http.Response, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		// The URL may carry a code or a user code: keep it out of the error.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s %s%s: %w", req.Method, req.URL.Host, req.URL.Path, err)
+	}
+	return resp, nil
+}
+
+func submit(ctx context.Context, c *http.Client, f *form) (*http.Response, error) {
+	if f.method == http.MethodGet {
+		u := *f.action
+		u.RawQuery = f.values.Encode()
+		return get(ctx, c, u.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.action.String(), strings.NewReader(f.values.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return do(c, req)
+}
+
+// leftOrigin reports the Location of a redirect that leaves the broker.
+func leftOrigin(resp *http.Response, origin *url.URL) (string, bool) {
+	if resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return "", false
+	}
+	_ = resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		return "", false
+	}
+	return loc.String(), loc.Scheme != origin.Scheme || loc.Host != origin.Host
+}
+
+func redirectError(loc string) error {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return nil
+	}
+	q := u.Query()
+	if q.Get("error") == "" {
+		return nil
+	}
+	return fmt.Errorf("the broker redirected back with error %s: %s", q.Get("error"), q.Get("error_description"))
+}
+
+// page is a parsed HTML answer.
+type page struct {
+	status    int
+	where     string // host and path, for errors
+	forms     []*form
+	errorText string // text of the element with id="error"
+}
+
+type form struct {
+	action  *url.URL
+	method  string
+	values  url.Values
+	inputs  map[string]bool // names of the inputs, buttons included
+	buttons url.Values      // submit buttons: name → values
+}
+
+func readPage(resp *http.Response) (*page, error) {
+	defer func() { _ = resp.Body.Close() }()
+	p := &page{status: resp.StatusCode, where: resp.Request.URL.Host + resp.Request.URL.Path}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("%s answered HTTP %d with %s instead of a page: %s", p.where, resp.StatusCode, ct, strings.TrimSpace(string(body)))
+	}
+	doc, err := html.Parse(io.LimitReader(resp.Body, maxPageBytes))
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", p.where, err)
+	}
+	var cur *form
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			switch n.Data {
+			case "form":
+				cur = newForm(resp.Request.URL, n)
+				p.forms = append(p.forms, cur)
+				defer func() { cur = nil }()
+			case "input", "button":
+				if cur != nil {
+					cur.add(n)
+				}
+			}
+			if attr(n, "id") == "error" {
+				p.errorText = strings.TrimSpace(text(n))
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return p, nil
+}
+
+func newForm(base *url.URL, n *html.Node) *form {
+	action, err := base.Parse(attr(n, "action"))
+	if err != nil {
+		action = base
+	}
+	method := http.MethodGet
+	if strings.EqualFold(attr(n, "method"), "post") {
+		method = http.MethodPost
+	}
+	return &form{action: action, method: method, values: url.Values{}, inputs: map[string]bool{}, buttons: url.Values{}}
+}
+
+func (f *form) add(n *html.Node) {
+	name := attr(n, "name")
+	if name == "" {
+		return
+	}
+	f.inputs[name] = true
+	typ := strings.ToLower(attr(n, "type"))
+	if n.Data == "button" && typ == "" {
+		typ = "submit"
+	}
+	switch typ {
+	case "submit":
+		f.buttons.Add(name, attr(n, "value"))
+	case "checkbox", "radio":
+		if _, checked := attrOK(n, "checked"); checked {
+			f.values.Add(name, attr(n, "value"))
+		}
+	default:
+		f.values.Set(name, attr(n, "value"))
+	}
+}
+
+func (p *page) formWith(input string) (*form, bool) {
+	for _, f := range p.forms {
+		if f.inputs[input] {
+			return f, true
+		}
+	}
+	return nil, false
+}
+
+// deviceForm classifies the device flow page by its form.
+func (p *page) deviceForm() (*form, string) {
+	for _, f := range p.forms {
+		switch {
+		case f.inputs["password"]:
+			return f, "login"
+		case slices.Contains(f.buttons["action"], "approve"):
+			return f, "consent"
+		case f.inputs["user_code"]:
+			return f, "usercode"
+		}
+	}
+	return nil, ""
+}
+
+func (p *page) noForm(what string) error {
+	if p.errorText != "" {
+		return fmt.Errorf("%s (HTTP %d): %s", p.where, p.status, p.errorText)
+	}
+	return fmt.Errorf("%s (HTTP %d) has no %s form", p.where, p.status, what)
+}
+
+func attr(n *html.Node, key string) string {
+	v, _ := attrOK(n, key)
+	return v
+}
+
+func attrOK(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+func text(n *html.Node) string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return b.String()
+}
