@@ -27,8 +27,10 @@ import (
 func Apply(ts *tokenstore.TokenSet, tok *oauth2.Token, now time.Time) {
 	ts.AccessToken = tok.AccessToken
 	ts.TokenType = tok.TokenType
+	// expires_in counts from now on our clock (oauth2 computes Expiry with
+	// the real one, which an injected clock would disagree with).
 	ts.Expiry = tok.Expiry
-	if ts.Expiry.IsZero() && tok.ExpiresIn > 0 {
+	if tok.ExpiresIn > 0 {
 		ts.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
 	if tok.RefreshToken != "" {

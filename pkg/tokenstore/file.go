@@ -177,7 +177,7 @@ func (s *warnStore) warn(profile string) {
 		if profile != "" {
 			where = s.Location(profile)
 		}
-		_, _ = fmt.Fprintf(s.w, "warning: %v; keeping tokens in the file %s instead (pass --token-store file to choose this explicitly)\n", s.reason, where)
+		_, _ = fmt.Fprintf(s.w, "warning: %v; keeping tokens in the file %s instead\n", s.reason, where)
 	})
 }
 

@@ -1,0 +1,104 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
+)
+
+const helperEnv = "PBENCH_AUTH_SESSION_HELPER"
+
+// TestMain lets TestConcurrentProcessesRefreshOnce re-run this binary as
+// independent pbench-auth-like processes.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		os.Exit(helper(dir))
+	}
+	os.Exit(m.Run())
+}
+
+// helper asks for a token the way `pbench-auth token` does, with the file
+// store and locks under dir, and prints it.
+func helper(dir string) int {
+	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindFile, Dir: filepath.Join(dir, "state")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	m := &Manager{Store: store, LockDir: filepath.Join(dir, "locks")}
+	ts, err := m.Token(context.Background(), profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(ts.AccessToken)
+	return 0
+}
+
+func TestConcurrentProcessesRefreshOnce(t *testing.T) {
+	const n = 20
+	dir := t.TempDir()
+	b := newBroker(t, "refresh-0") // rotates: a second use of refresh-0 is invalid_grant
+	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindFile, Dir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old := &tokenstore.TokenSet{
+		Server: profile, Issuer: b.srv.URL, ClientID: "pbench-cli", TokenEndpoint: b.srv.URL + "/token",
+		AccessToken:  jwt(map[string]any{"iat": now.Add(-290 * time.Second).Unix()}),
+		RefreshToken: "refresh-0",
+		Expiry:       now.Add(10 * time.Second), // inside the 30s margin: every process wants a refresh
+	}
+	if err := store.Save(profile, old); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := make([]*exec.Cmd, n)
+	outs := make([]*bytes.Buffer, n)
+	errs := make([]*bytes.Buffer, n)
+	for i := range cmds {
+		cmds[i] = exec.Command(exe) // #nosec G204 -- the test binary itself
+		cmds[i].Env = append(os.Environ(), helperEnv+"="+dir)
+		outs[i], errs[i] = &bytes.Buffer{}, &bytes.Buffer{}
+		cmds[i].Stdout, cmds[i].Stderr = outs[i], errs[i]
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := 0
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			failed++
+			t.Errorf("process %d: %v: %s", i, err, errs[i])
+		}
+	}
+	stored, err := store.Load(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.refreshGrants(); got != 1 {
+		t.Errorf("%d refresh grants for %d processes, want exactly 1", got, n)
+	}
+	if stored.RefreshToken != "refresh-1" || stored.AccessToken == old.AccessToken {
+		t.Fatalf("stored refresh token %q: want the rotated refresh-1 and a new access token", stored.RefreshToken)
+	}
+	for i, out := range outs {
+		if got := strings.TrimSpace(out.String()); failed == 0 && got != stored.AccessToken {
+			t.Errorf("process %d printed a token other than the refreshed one", i)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
+)
+
+const profile = "https://pbench.example.com"
+
+// clock is a fake clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
+
+// env is a Manager over a real file store, a fake clock and a broker.
+type env struct {
+	m      *Manager
+	b      *broker
+	clock  *clock
+	store  tokenstore.Store
+	traced *strings.Builder
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindFile, Dir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	b := newBroker(t, "refresh-0")
+	b.now = c.Now
+	var mu sync.Mutex
+	traced := &strings.Builder{}
+	m := &Manager{
+		Store:      store,
+		HTTPClient: b.srv.Client(),
+		Now:        c.Now,
+		LockDir:    filepath.Join(dir, "locks"),
+		Trace: func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(traced, format+"\n", args...)
+		},
+	}
+	return &env{m: m, b: b, clock: c, store: store, traced: traced}
+}
+
+// save stores a token set whose access token was issued lifetime ago-ish:
+// at now+remaining-lifetime, expiring at now+remaining.
+func (e *env) save(t *testing.T, lifetime, remaining time.Duration) *tokenstore.TokenSet {
+	t.Helper()
+	now := e.clock.Now()
+	exp := now.Add(remaining)
+	ts := &tokenstore.TokenSet{
+		Server:             profile,
+		Issuer:             e.b.srv.URL,
+		ClientID:           "pbench-cli",
+		TokenEndpoint:      e.b.srv.URL + "/token",
+		RevocationEndpoint: e.b.srv.URL + "/revoke",
+		AccessToken:        jwt(map[string]any{"iat": exp.Add(-lifetime).Unix(), "n": 0}),
+		RefreshToken:       "refresh-0",
+		IDToken:            "id-0",
+		Expiry:             exp,
+		RefreshExpiry:      now.Add(time.Hour),
+	}
+	if err := e.store.Save(profile, ts); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+func TestTokenRefreshMargin(t *testing.T) {
+	tests := []struct {
+		name                string
+		lifetime, remaining time.Duration
+		refresh             bool
+	}{
+		{"5m token, 31s left: outside the 30s floor", 5 * time.Minute, 31 * time.Second, false},
+		{"5m token, 29s left: inside the 30s floor", 5 * time.Minute, 29 * time.Second, true},
+		{"1h token, 7m left: outside 10%", time.Hour, 7 * time.Minute, false},
+		{"1h token, 5m left: inside 10%", time.Hour, 5 * time.Minute, true},
+		{"expired", 5 * time.Minute, -time.Minute, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			stored := e.save(t, tt.lifetime, tt.remaining)
+			ts, err := e.m.Token(context.Background(), profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refreshed := ts.AccessToken != stored.AccessToken
+			if refreshed != tt.refresh || e.b.refreshGrants() != map[bool]int{false: 0, true: 1}[tt.refresh] {
+				t.Fatalf("refreshed = %v (%d grants), want %v", refreshed, e.b.refreshGrants(), tt.refresh)
+			}
+		})
+	}
+}
+
+func TestRefreshStoresRotatedTokens(t *testing.T) {
+	for _, withID := range []bool{false, true} {
+		t.Run(fmt.Sprintf("id_token in response: %v", withID), func(t *testing.T) {
+			e := newEnv(t)
+			e.b.idToken = withID
+			e.b.refreshIn = 600
+			e.save(t, 5*time.Minute, 0)
+			ts, err := e.m.Token(context.Background(), profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := e.store.Load(profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.AccessToken != ts.AccessToken || stored.RefreshToken != "refresh-1" {
+				t.Fatalf("stored refresh token %q; want the rotated refresh-1 and the returned access token", stored.RefreshToken)
+			}
+			wantID := map[bool]string{false: "id-0", true: "id-1"}[withID]
+			if stored.IDToken != wantID {
+				t.Errorf("id_token = %q, want %q", stored.IDToken, wantID)
+			}
+			now := e.clock.Now()
+			if !stored.Expiry.Equal(now.Add(5*time.Minute)) || !stored.RefreshExpiry.Equal(now.Add(10*time.Minute)) {
+				t.Errorf("expiry %v, refresh expiry %v; want now+5m and now+10m (refresh_expires_in)", stored.Expiry, stored.RefreshExpiry)
+			}
+			if got := e.b.clientIDs; len(got) != 1 || got[0] != "pbench-cli" {
+				t.Errorf("client_id sent: %v", got)
+			}
+		})
+	}
+}
+
+func TestRefreshFailures(t *testing.T) {
+	t.Run("invalid_grant", func(t *testing.T) {
+		e := newEnv(t)
+		e.b.valid = map[string]bool{} // revoked at the broker
+		e.save(t, 5*time.Minute, 0)
+		_, err := e.m.Token(context.Background(), profile)
+		if !errors.Is(err, ErrSessionExpired) || !strings.Contains(err.Error(), "pbench-auth login --server "+profile) {
+			t.Fatalf("err = %v; want ErrSessionExpired telling to log in", err)
+		}
+	})
+	t.Run("refresh token expired", func(t *testing.T) {
+		e := newEnv(t)
+		ts := e.save(t, 5*time.Minute, 0)
+		ts.RefreshExpiry = e.clock.Now().Add(-time.Second)
+		if err := e.store.Save(profile, ts); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.m.Token(context.Background(), profile)
+		if !errors.Is(err, ErrSessionExpired) || e.b.refreshGrants() != 0 || len(e.b.clientIDs) != 0 {
+			t.Fatalf("err = %v, broker called %d times; want ErrSessionExpired without asking", err, len(e.b.clientIDs))
+		}
+	})
+	t.Run("no refresh token", func(t *testing.T) {
+		e := newEnv(t)
+		ts := e.save(t, 5*time.Minute, 0)
+		ts.RefreshToken = ""
+		_ = e.store.Save(profile, ts)
+		if _, err := e.m.Token(context.Background(), profile); !errors.Is(err, ErrSessionExpired) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("broker unreachable", func(t *testing.T) {
+		e := newEnv(t)
+		e.save(t, 5*time.Minute, 0)
+		host := strings.TrimPrefix(e.b.srv.URL, "http://")
+		e.b.srv.Close()
+		_, err := e.m.Token(context.Background(), profile)
+		if !errors.Is(err, ErrBrokerUnreachable) || !strings.Contains(err.Error(), host) {
+			t.Fatalf("err = %v; want ErrBrokerUnreachable naming %s", err, host)
+		}
+	})
+	t.Run("not logged in", func(t *testing.T) {
+		e := newEnv(t)
+		_, err := e.m.Token(context.Background(), profile)
+		if !errors.Is(err, ErrNotLoggedIn) || !strings.Contains(err.Error(), "pbench-auth login --server "+profile) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestRefreshAfter401(t *testing.T) {
+	e := newEnv(t)
+	stored := e.save(t, 5*time.Minute, 4*time.Minute)
+	// Another process already replaced the token the caller had: no grant.
+	ts, err := e.m.Refresh(context.Background(), profile, "an older access token")
+	if err != nil || ts.AccessToken != stored.AccessToken || e.b.refreshGrants() != 0 {
+		t.Fatalf("err %v, %d grants; want the stored token back without a grant", err, e.b.refreshGrants())
+	}
+	// The stored token itself was rejected: refresh although it looks valid.
+	ts, err = e.m.Refresh(context.Background(), profile, stored.AccessToken)
+	if err != nil || ts.AccessToken == stored.AccessToken || e.b.refreshGrants() != 1 {
+		t.Fatalf("err %v, %d grants; want one refresh and a new token", err, e.b.refreshGrants())
+	}
+}
+
+func TestLogout(t *testing.T) {
+	tests := []struct {
+		name       string
+		setup      func(e *env, ts *tokenstore.TokenSet)
+		wantRevoke func(e *env, err error) bool
+	}{
+		{"revoked", nil, func(e *env, err error) bool {
+			return err == nil && len(e.b.revoked) == 1 && e.b.revoked[0] == "refresh_token:refresh-0"
+		}},
+		{"revocation fails", func(e *env, _ *tokenstore.TokenSet) { e.b.revokeErr = http.StatusInternalServerError },
+			func(_ *env, err error) bool {
+				return err != nil && strings.Contains(err.Error(), "500") && strings.Contains(err.Error(), "server_error")
+			}},
+		{"broker unreachable", func(e *env, _ *tokenstore.TokenSet) { e.b.srv.Close() },
+			func(_ *env, err error) bool { return errors.Is(err, ErrBrokerUnreachable) }},
+		{"no revocation endpoint", func(e *env, ts *tokenstore.TokenSet) {
+			ts.RevocationEndpoint = ""
+			_ = e.store.Save(profile, ts)
+		}, func(e *env, err error) bool { return errors.Is(err, ErrNoRevocation) && len(e.b.revoked) == 0 }},
+		{"no refresh token: revoke the access token", func(e *env, ts *tokenstore.TokenSet) {
+			ts.RefreshToken = ""
+			_ = e.store.Save(profile, ts)
+		}, func(e *env, err error) bool {
+			return err == nil && len(e.b.revoked) == 1 && strings.HasPrefix(e.b.revoked[0], "access_token:")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ts := e.save(t, 5*time.Minute, 4*time.Minute)
+			if tt.setup != nil {
+				tt.setup(e, ts)
+			}
+			revokeErr, err := e.m.Logout(context.Background(), profile)
+			if err != nil {
+				t.Fatalf("local deletion failed: %v", err)
+			}
+			if !tt.wantRevoke(e, revokeErr) {
+				t.Errorf("revocation: err = %v, revoked %v", revokeErr, e.b.revoked)
+			}
+			if _, err := e.store.Load(profile); !errors.Is(err, tokenstore.ErrNotFound) {
+				t.Fatalf("tokens still stored after logout: %v", err)
+			}
+		})
+	}
+	t.Run("not logged in", func(t *testing.T) {
+		e := newEnv(t)
+		if _, err := e.m.Logout(context.Background(), profile); !errors.Is(err, ErrNotLoggedIn) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestTraceNeverShowsTokens(t *testing.T) {
+	e := newEnv(t)
+	e.b.idToken = true
+	old := e.save(t, 5*time.Minute, 0)
+	ts, err := e.m.Token(context.Background(), profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Logout(context.Background(), profile); err != nil {
+		t.Fatal(err)
+	}
+	out := e.traced.String()
+	if !strings.Contains(out, "refresh grant at") || !strings.Contains(out, "revoke") {
+		t.Fatalf("trace lacks the steps:\n%s", out)
+	}
+	for _, secret := range []string{old.AccessToken, old.RefreshToken, ts.AccessToken, ts.RefreshToken, ts.IDToken} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("trace shows a token (%q):\n%s", secret, out)
+		}
+	}
+}
