@@ -70,9 +70,7 @@ func Discover(ctx context.Context, hc *http.Client, issuer, clientID string) (*B
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case errors.As(err, &mismatch):
-			return nil, fmt.Errorf("issuer mismatch: the broker's discovery document (%s) names issuer %q, not %q; "+
-				"issuers must match exactly (scheme, host, port, path, trailing slash): fix the issuer the Pbench server announces, or the one given with --issuer",
-				wellKnown, mismatch.Discovered, mismatch.Provided)
+			return nil, &IssuerMismatchError{WellKnown: wellKnown, Expected: mismatch.Provided, Discovered: mismatch.Discovered}
 		case status == 0 && rec.transportErr.Load():
 			return nil, cmdutil.WithExitCode(cmdutil.ExitNetwork,
 				fmt.Errorf("cannot reach the identity broker: %w", err))
