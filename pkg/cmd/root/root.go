@@ -4,8 +4,10 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/call"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/serve"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/token"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/gendocs"
@@ -41,5 +43,7 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.AddCommand(token.NewCmd(f, nil))
 	cmd.AddCommand(status.NewCmd(f, nil))
 	cmd.AddCommand(logout.NewCmd(f, nil))
+	cmd.AddCommand(call.NewCmd(f, nil))
+	cmd.AddCommand(serve.NewCmd(f, nil))
 	return cmd
 }
