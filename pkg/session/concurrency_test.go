@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -46,18 +47,13 @@ func helper(dir string) int {
 func TestConcurrentProcessesRefreshOnce(t *testing.T) {
 	const n = 20
 	dir := t.TempDir()
-	b := newBroker(t, "refresh-0") // rotates: a second use of refresh-0 is invalid_grant
+	b := sessiontest.NewBroker(t, "refresh-0") // rotates: a second use of refresh-0 is invalid_grant
 	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindFile, Dir: filepath.Join(dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	old := &tokenstore.TokenSet{
-		Server: profile, Issuer: b.srv.URL, ClientID: "pbench-cli", TokenEndpoint: b.srv.URL + "/token",
-		AccessToken:  jwt(map[string]any{"iat": now.Add(-290 * time.Second).Unix()}),
-		RefreshToken: "refresh-0",
-		Expiry:       now.Add(10 * time.Second), // inside the 30s margin: every process wants a refresh
-	}
+	// 10s left of 5m: inside the 30s margin, so every process wants a refresh.
+	old := b.TokenSet(profile, "refresh-0", time.Now(), 5*time.Minute, 10*time.Second)
 	if err := store.Save(profile, old); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +86,7 @@ func TestConcurrentProcessesRefreshOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := b.refreshGrants(); got != 1 {
+	if got := b.Grants(); got != 1 {
 		t.Errorf("%d refresh grants for %d processes, want exactly 1", got, n)
 	}
 	if stored.RefreshToken != "refresh-1" || stored.AccessToken == old.AccessToken {

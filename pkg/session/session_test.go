@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -29,7 +31,7 @@ func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time
 // env is a Manager over a real file store, a fake clock and a broker.
 type env struct {
 	m      *Manager
-	b      *broker
+	b      *sessiontest.Broker
 	clock  *clock
 	store  tokenstore.Store
 	traced *strings.Builder
@@ -43,13 +45,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	c := newClock()
-	b := newBroker(t, "refresh-0")
-	b.now = c.Now
+	b := sessiontest.NewBroker(t, "refresh-0")
+	b.Now = c.Now
 	var mu sync.Mutex
 	traced := &strings.Builder{}
 	m := &Manager{
 		Store:      store,
-		HTTPClient: b.srv.Client(),
+		HTTPClient: b.Server.Client(),
 		Now:        c.Now,
 		LockDir:    filepath.Join(dir, "locks"),
 		Trace: func(format string, args ...any) {
@@ -61,24 +63,10 @@ func newEnv(t *testing.T) *env {
 	return &env{m: m, b: b, clock: c, store: store, traced: traced}
 }
 
-// save stores a token set whose access token was issued lifetime ago-ish:
-// at now+remaining-lifetime, expiring at now+remaining.
+// save stores a token set against the broker: see Broker.TokenSet.
 func (e *env) save(t *testing.T, lifetime, remaining time.Duration) *tokenstore.TokenSet {
 	t.Helper()
-	now := e.clock.Now()
-	exp := now.Add(remaining)
-	ts := &tokenstore.TokenSet{
-		Server:             profile,
-		Issuer:             e.b.srv.URL,
-		ClientID:           "pbench-cli",
-		TokenEndpoint:      e.b.srv.URL + "/token",
-		RevocationEndpoint: e.b.srv.URL + "/revoke",
-		AccessToken:        jwt(map[string]any{"iat": exp.Add(-lifetime).Unix(), "n": 0}),
-		RefreshToken:       "refresh-0",
-		IDToken:            "id-0",
-		Expiry:             exp,
-		RefreshExpiry:      now.Add(time.Hour),
-	}
+	ts := e.b.TokenSet(profile, "refresh-0", e.clock.Now(), lifetime, remaining)
 	if err := e.store.Save(profile, ts); err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +94,8 @@ func TestTokenRefreshMargin(t *testing.T) {
 				t.Fatal(err)
 			}
 			refreshed := ts.AccessToken != stored.AccessToken
-			if refreshed != tt.refresh || e.b.refreshGrants() != map[bool]int{false: 0, true: 1}[tt.refresh] {
-				t.Fatalf("refreshed = %v (%d grants), want %v", refreshed, e.b.refreshGrants(), tt.refresh)
+			if refreshed != tt.refresh || e.b.Grants() != map[bool]int{false: 0, true: 1}[tt.refresh] {
+				t.Fatalf("refreshed = %v (%d grants), want %v", refreshed, e.b.Grants(), tt.refresh)
 			}
 		})
 	}
@@ -117,8 +105,8 @@ func TestRefreshStoresRotatedTokens(t *testing.T) {
 	for _, withID := range []bool{false, true} {
 		t.Run(fmt.Sprintf("id_token in response: %v", withID), func(t *testing.T) {
 			e := newEnv(t)
-			e.b.idToken = withID
-			e.b.refreshIn = 600
+			e.b.IDToken = withID
+			e.b.RefreshExpiresIn = 10 * time.Minute
 			e.save(t, 5*time.Minute, 0)
 			ts, err := e.m.Token(context.Background(), profile)
 			if err != nil {
@@ -139,9 +127,6 @@ func TestRefreshStoresRotatedTokens(t *testing.T) {
 			if !stored.Expiry.Equal(now.Add(5*time.Minute)) || !stored.RefreshExpiry.Equal(now.Add(10*time.Minute)) {
 				t.Errorf("expiry %v, refresh expiry %v; want now+5m and now+10m (refresh_expires_in)", stored.Expiry, stored.RefreshExpiry)
 			}
-			if got := e.b.clientIDs; len(got) != 1 || got[0] != "pbench-cli" {
-				t.Errorf("client_id sent: %v", got)
-			}
 		})
 	}
 }
@@ -149,7 +134,7 @@ func TestRefreshStoresRotatedTokens(t *testing.T) {
 func TestRefreshFailures(t *testing.T) {
 	t.Run("invalid_grant", func(t *testing.T) {
 		e := newEnv(t)
-		e.b.valid = map[string]bool{} // revoked at the broker
+		e.b.Invalidate() // a broker-side logout
 		e.save(t, 5*time.Minute, 0)
 		_, err := e.m.Token(context.Background(), profile)
 		if !errors.Is(err, ErrSessionExpired) || !strings.Contains(err.Error(), "pbench-auth login --server "+profile) {
@@ -163,9 +148,11 @@ func TestRefreshFailures(t *testing.T) {
 		if err := e.store.Save(profile, ts); err != nil {
 			t.Fatal(err)
 		}
+		e.b.Server.Close() // it must not be asked
 		_, err := e.m.Token(context.Background(), profile)
-		if !errors.Is(err, ErrSessionExpired) || e.b.refreshGrants() != 0 || len(e.b.clientIDs) != 0 {
-			t.Fatalf("err = %v, broker called %d times; want ErrSessionExpired without asking", err, len(e.b.clientIDs))
+		e.b.Server.Close() // it must not be asked
+		if !errors.Is(err, ErrSessionExpired) {
+			t.Fatalf("err = %v; want ErrSessionExpired without asking the broker", err)
 		}
 	})
 	t.Run("no refresh token", func(t *testing.T) {
@@ -180,8 +167,8 @@ func TestRefreshFailures(t *testing.T) {
 	t.Run("broker unreachable", func(t *testing.T) {
 		e := newEnv(t)
 		e.save(t, 5*time.Minute, 0)
-		host := strings.TrimPrefix(e.b.srv.URL, "http://")
-		e.b.srv.Close()
+		host := strings.TrimPrefix(e.b.URL, "http://")
+		e.b.Server.Close()
 		_, err := e.m.Token(context.Background(), profile)
 		if !errors.Is(err, ErrBrokerUnreachable) || !strings.Contains(err.Error(), host) {
 			t.Fatalf("err = %v; want ErrBrokerUnreachable naming %s", err, host)
@@ -201,13 +188,13 @@ func TestRefreshAfter401(t *testing.T) {
 	stored := e.save(t, 5*time.Minute, 4*time.Minute)
 	// Another process already replaced the token the caller had: no grant.
 	ts, err := e.m.Refresh(context.Background(), profile, "an older access token")
-	if err != nil || ts.AccessToken != stored.AccessToken || e.b.refreshGrants() != 0 {
-		t.Fatalf("err %v, %d grants; want the stored token back without a grant", err, e.b.refreshGrants())
+	if err != nil || ts.AccessToken != stored.AccessToken || e.b.Grants() != 0 {
+		t.Fatalf("err %v, %d grants; want the stored token back without a grant", err, e.b.Grants())
 	}
 	// The stored token itself was rejected: refresh although it looks valid.
 	ts, err = e.m.Refresh(context.Background(), profile, stored.AccessToken)
-	if err != nil || ts.AccessToken == stored.AccessToken || e.b.refreshGrants() != 1 {
-		t.Fatalf("err %v, %d grants; want one refresh and a new token", err, e.b.refreshGrants())
+	if err != nil || ts.AccessToken == stored.AccessToken || e.b.Grants() != 1 {
+		t.Fatalf("err %v, %d grants; want one refresh and a new token", err, e.b.Grants())
 	}
 }
 
@@ -218,23 +205,23 @@ func TestLogout(t *testing.T) {
 		wantRevoke func(e *env, err error) bool
 	}{
 		{"revoked", nil, func(e *env, err error) bool {
-			return err == nil && len(e.b.revoked) == 1 && e.b.revoked[0] == "refresh_token:refresh-0"
+			return err == nil && slices.Equal(e.b.Revoked(), []string{"refresh_token:refresh-0"})
 		}},
-		{"revocation fails", func(e *env, _ *tokenstore.TokenSet) { e.b.revokeErr = http.StatusInternalServerError },
+		{"revocation fails", func(e *env, _ *tokenstore.TokenSet) { e.b.RevokeStatus = http.StatusInternalServerError },
 			func(_ *env, err error) bool {
 				return err != nil && strings.Contains(err.Error(), "500") && strings.Contains(err.Error(), "server_error")
 			}},
-		{"broker unreachable", func(e *env, _ *tokenstore.TokenSet) { e.b.srv.Close() },
+		{"broker unreachable", func(e *env, _ *tokenstore.TokenSet) { e.b.Server.Close() },
 			func(_ *env, err error) bool { return errors.Is(err, ErrBrokerUnreachable) }},
 		{"no revocation endpoint", func(e *env, ts *tokenstore.TokenSet) {
 			ts.RevocationEndpoint = ""
 			_ = e.store.Save(profile, ts)
-		}, func(e *env, err error) bool { return errors.Is(err, ErrNoRevocation) && len(e.b.revoked) == 0 }},
+		}, func(e *env, err error) bool { return errors.Is(err, ErrNoRevocation) && len(e.b.Revoked()) == 0 }},
 		{"no refresh token: revoke the access token", func(e *env, ts *tokenstore.TokenSet) {
 			ts.RefreshToken = ""
 			_ = e.store.Save(profile, ts)
 		}, func(e *env, err error) bool {
-			return err == nil && len(e.b.revoked) == 1 && strings.HasPrefix(e.b.revoked[0], "access_token:")
+			return err == nil && len(e.b.Revoked()) == 1 && strings.HasPrefix(e.b.Revoked()[0], "access_token:")
 		}},
 	}
 	for _, tt := range tests {
@@ -249,7 +236,7 @@ func TestLogout(t *testing.T) {
 				t.Fatalf("local deletion failed: %v", err)
 			}
 			if !tt.wantRevoke(e, revokeErr) {
-				t.Errorf("revocation: err = %v, revoked %v", revokeErr, e.b.revoked)
+				t.Errorf("revocation: err = %v, revoked %v", revokeErr, e.b.Revoked())
 			}
 			if _, err := e.store.Load(profile); !errors.Is(err, tokenstore.ErrNotFound) {
 				t.Fatalf("tokens still stored after logout: %v", err)
@@ -266,7 +253,7 @@ func TestLogout(t *testing.T) {
 
 func TestTraceNeverShowsTokens(t *testing.T) {
 	e := newEnv(t)
-	e.b.idToken = true
+	e.b.IDToken = true
 	old := e.save(t, 5*time.Minute, 0)
 	ts, err := e.m.Token(context.Background(), profile)
 	if err != nil {
