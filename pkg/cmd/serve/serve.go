@@ -1,0 +1,238 @@
+// Package serve implements `pbench-auth serve`: the Pbench server side of the
+// token sequence (package server) on a listener.
+package serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/server"
+)
+
+// Options are the parsed flags of `serve`.
+type Options struct {
+	IO *cmdutil.IOStreams
+
+	// Flags holds the values of the flags; only those the user set override
+	// the configuration file (see config).
+	Flags      server.Config
+	ConfigFile string
+	Check      bool
+	Dev        bool
+
+	// flagSet reports whether the user gave the flag named name.
+	flagSet func(name string) bool
+}
+
+// shutdownTimeout bounds how long in-flight requests may take to finish
+// after SIGINT/SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+// NewCmd builds `serve`. runF replaces the behaviour in tests.
+func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Flags: server.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Publish the client configuration and validate the broker's tokens",
+		Long: `Serve the Pbench server side of the token sequence:
+
+  GET /api/v1/endpoints   public: the broker (issuer, realm) and client id that clients log in with
+  GET /api/v1/user        the identity in the request's Bearer token (401/403 otherwise)
+  GET /healthz, /readyz   alive; ready once the broker's signing keys are loaded
+  GET /metrics            Prometheus metrics
+  /api/v1/...             with --upstream: validated, then proxied with X-Forwarded-User/-Email/-Roles
+
+Tokens are checked against the broker's published keys (OpenID discovery and JWKS, refreshed
+every 5 minutes and when a token names an unknown key): signature (RS*, PS*, ES*, EdDSA only),
+exact issuer, audience, authorized party, expiry, not-before and issued-at with --leeway.
+
+Every flag can also be set in the YAML file given by --config, under the flag's name
+(audience, allowed-client and require-role take lists); flags given on the command line win.`,
+		Example: `  pbench-auth serve --issuer https://sso.example.com/realms/pbench --audience pbench-server
+  pbench-auth serve --config /etc/pbench-auth/serve.yaml --check
+  pbench-auth serve --issuer https://sso.example.com/realms/pbench --upstream http://127.0.0.1:8001 \
+      --require-role /api/v1/admin=ADMIN`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.flagSet = cmd.Flags().Changed
+			if runF != nil {
+				return runF(opts)
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	c := &opts.Flags
+	fl.StringVar(&opts.ConfigFile, "config", "", "read settings from this YAML file (flags win)")
+	fl.BoolVar(&opts.Check, "check", false, "check the configuration, report every problem, and exit (2 if any)")
+	fl.BoolVar(&opts.Dev, "dev", false, "also run a development broker on the same listener and trust it")
+	fl.StringVar(&c.Listen, "listen", c.Listen, "address to listen on, HOST:PORT")
+	fl.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
+	fl.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fl.StringVar(&c.LogFormat, "log-format", c.LogFormat, "request log format on stderr: text or json")
+	fl.StringVar(&c.Issuer, "issuer", "", "the broker's OpenID issuer URL, e.g. https://sso.example.com/realms/pbench (required)")
+	fl.StringVar(&c.ClientID, "client-id", c.ClientID, "the public client that CLIs and dashboards log in with")
+	fl.StringArrayVar(&c.Audiences, "audience", nil, "accept only tokens whose aud contains one of these (repeatable; default: the client id)")
+	fl.StringArrayVar(&c.AllowedClients, "allowed-client", nil, "accept only tokens whose azp, when present, is one of these (repeatable; default: the client id)")
+	fl.DurationVar(&c.Leeway, "leeway", c.Leeway, "clock skew tolerated on exp, nbf and iat")
+	fl.StringVar(&c.CACert, "ca-cert", "", "PEM file of CAs to trust, besides the system's, for the broker's TLS")
+	fl.StringVar(&c.Upstream, "upstream", "", "gateway mode: proxy every other /api/v1/... request there after validation")
+	fl.StringArrayVar(&c.RequireRoles, "require-role", nil,
+		"PATH_PREFIX=ROLE: requests at or below the path need the role, else 403 (repeatable; every matching rule applies)")
+	addDevFlags(cmd, opts)
+	return cmd
+}
+
+// flagFields copies each flag's value into a configuration.
+var flagFields = map[string]func(dst, src *server.Config){
+	"listen":         func(d, s *server.Config) { d.Listen = s.Listen },
+	"tls-cert":       func(d, s *server.Config) { d.TLSCert = s.TLSCert },
+	"tls-key":        func(d, s *server.Config) { d.TLSKey = s.TLSKey },
+	"log-format":     func(d, s *server.Config) { d.LogFormat = s.LogFormat },
+	"issuer":         func(d, s *server.Config) { d.Issuer = s.Issuer },
+	"client-id":      func(d, s *server.Config) { d.ClientID = s.ClientID },
+	"audience":       func(d, s *server.Config) { d.Audiences = s.Audiences },
+	"allowed-client": func(d, s *server.Config) { d.AllowedClients = s.AllowedClients },
+	"leeway":         func(d, s *server.Config) { d.Leeway = s.Leeway },
+	"ca-cert":        func(d, s *server.Config) { d.CACert = s.CACert },
+	"upstream":       func(d, s *server.Config) { d.Upstream = s.Upstream },
+	"require-role":   func(d, s *server.Config) { d.RequireRoles = s.RequireRoles },
+}
+
+// config is the defaults, overridden by the --config file, overridden by
+// the flags the user gave.
+func (opts *Options) config() (server.Config, error) {
+	if opts.ConfigFile == "" {
+		return opts.Flags, nil
+	}
+	cfg := server.DefaultConfig()
+	b, err := os.ReadFile(opts.ConfigFile)
+	if err != nil {
+		return cfg, cmdutil.Usagef("--config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, cmdutil.Usagef("--config %s: %w", opts.ConfigFile, err)
+	}
+	for name, apply := range flagFields {
+		if opts.flagSet != nil && opts.flagSet(name) {
+			apply(&cfg, &opts.Flags)
+		}
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, opts *Options) error {
+	cfg, err := opts.config()
+	if err != nil {
+		return err
+	}
+	if opts.Check {
+		return check(opts, cfg)
+	}
+	if !opts.Dev {
+		if err := validate(cfg); err != nil {
+			return err
+		}
+	}
+	logger := newLogger(opts.IO.ErrOut, cfg.LogFormat)
+	cfg.Logger = logger
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer func() { _ = ln.Close() }()
+	mux := http.NewServeMux()
+	if opts.Dev {
+		if cfg.Issuer, err = setupDev(ctx, opts, ln.Addr(), mux); err != nil {
+			return err
+		}
+		if err := validate(cfg); err != nil {
+			return err
+		}
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", srv.Handler())
+
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10, // Keycloak tokens are a few KiB; larger headers get 431
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	scheme := "http"
+	serve := func() error { return hs.Serve(ln) }
+	if cfg.TLSCert != "" {
+		scheme = "https"
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		serve = func() error { return hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
+	}
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s\n", scheme, ln.Addr(), cfg.Issuer)
+
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// validate turns configuration problems into a usage error listing them all.
+func validate(cfg server.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return cmdutil.Usagef("invalid configuration (see pbench-auth serve --help):\n  %s",
+			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return nil
+}
+
+// check is `serve --check`: every problem on stderr, exit 2 if any.
+func check(opts *Options, cfg server.Config) error {
+	if opts.Dev && cfg.Issuer == "" {
+		cfg.Issuer = "http://127.0.0.1/realms/pbench-server" // supplied by --dev at start-up
+	}
+	if err := cfg.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			_, _ = fmt.Fprintln(opts.IO.ErrOut, "problem:", line)
+		}
+		return cmdutil.WithExitCode(cmdutil.ExitUsage, cmdutil.ErrSilent)
+	}
+	_, _ = fmt.Fprintln(opts.IO.ErrOut, "configuration OK")
+	return nil
+}
+
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
