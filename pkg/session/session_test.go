@@ -150,7 +150,6 @@ func TestRefreshFailures(t *testing.T) {
 		}
 		e.b.Server.Close() // it must not be asked
 		_, err := e.m.Token(context.Background(), profile)
-		e.b.Server.Close() // it must not be asked
 		if !errors.Is(err, ErrSessionExpired) {
 			t.Fatalf("err = %v; want ErrSessionExpired without asking the broker", err)
 		}
