@@ -5,6 +5,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/call"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/doctor"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/serve"
@@ -45,5 +46,6 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.AddCommand(logout.NewCmd(f, nil))
 	cmd.AddCommand(call.NewCmd(f, nil))
 	cmd.AddCommand(serve.NewCmd(f, nil))
+	cmd.AddCommand(doctor.NewCmd(f, nil))
 	return cmd
 }

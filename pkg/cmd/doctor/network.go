@@ -1,0 +1,156 @@
+package doctor
+
+import (
+	"encoding/pem"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/net/http/httpproxy"
+)
+
+// proxyVars are the variables net/http reads, upper case first.
+var proxyVars = [][2]string{{"HTTPS_PROXY", "https_proxy"}, {"HTTP_PROXY", "http_proxy"}, {"NO_PROXY", "no_proxy"}}
+
+// proxyConfig reads the proxy variables through getenv as net/http's
+// ProxyFromEnvironment does, and names those that are set.
+func proxyConfig(getenv func(string) string) (*httpproxy.Config, []string) {
+	var set []string
+	val := func(names [2]string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				set = append(set, n+"="+redactProxy(v))
+				return v
+			}
+		}
+		return ""
+	}
+	cfg := &httpproxy.Config{HTTPSProxy: val(proxyVars[0]), HTTPProxy: val(proxyVars[1]), NoProxy: val(proxyVars[2])}
+	return cfg, set
+}
+
+// redactProxy hides a proxy URL's password, which may be a secret.
+func redactProxy(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	return u.Redacted()
+}
+
+// route says how a request to target leaves this machine: "direct" or
+// "through proxy HOST". An invalid proxy variable is an error.
+func route(cfg *httpproxy.Config, target string) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", err
+	}
+	p, err := cfg.ProxyFunc()(u)
+	if err != nil {
+		return "", err
+	}
+	if p == nil {
+		return "direct", nil
+	}
+	return "through proxy " + p.Host, nil
+}
+
+// checkProxy names the proxy variables in use and how each of urls (the
+// server, then the broker) is reached.
+func checkProxy(getenv func(string) string, urls ...string) Result {
+	cfg, set := proxyConfig(getenv)
+	if len(set) == 0 {
+		return Result{Name: "proxy", Status: StatusOK, Message: "no proxy variables set: connections go direct"}
+	}
+	var routes []string
+	for i, target := range urls {
+		if target == "" {
+			continue
+		}
+		r, err := route(cfg, target)
+		if err != nil {
+			return Result{Name: "proxy", Status: StatusFail, Message: fmt.Sprintf("%s: %v", strings.Join(set, ", "), err),
+				Fix: "fix the proxy variable (a URL such as http://proxy.example.com:3128) or unset it"}
+		}
+		what := "server"
+		if i > 0 {
+			what = "broker"
+		}
+		routes = append(routes, what+" "+r)
+	}
+	msg := strings.Join(set, ", ")
+	if len(routes) > 0 {
+		msg += ": " + strings.Join(routes, ", ")
+	}
+	return Result{Name: "proxy", Status: StatusOK, Message: msg}
+}
+
+// proxyHint is a sentence to add to a fix when target is reached through a
+// proxy.
+func proxyHint(getenv func(string) string, target string) string {
+	cfg, _ := proxyConfig(getenv)
+	r, err := route(cfg, target)
+	if err != nil || r == "direct" {
+		return ""
+	}
+	return "; requests to it go " + r + ": check the proxy, or add the host to NO_PROXY"
+}
+
+// checkCA reports SSL_CERT_FILE and SSL_CERT_DIR, which replace (not add to)
+// the system's CA certificates that Go trusts on Linux and the BSDs.
+func checkCA(getenv func(string) string) Result {
+	file, dir := getenv("SSL_CERT_FILE"), getenv("SSL_CERT_DIR")
+	if file == "" && dir == "" {
+		return Result{Name: "ca", Status: StatusOK, Message: "the system's CA certificates (SSL_CERT_FILE and SSL_CERT_DIR are not set)"}
+	}
+	if runtime.GOOS == "darwin" || runtime.GOOS == "windows" {
+		return Result{Name: "ca", Status: StatusWarn,
+			Message: "SSL_CERT_FILE / SSL_CERT_DIR are set, but on " + runtime.GOOS + " Go verifies certificates with the system and ignores them",
+			Fix:     "add the CA to the system's trust store instead"}
+	}
+	var parts []string
+	if file != "" {
+		n, err := countCerts(file)
+		if err != nil {
+			return Result{Name: "ca", Status: StatusFail, Message: fmt.Sprintf("SSL_CERT_FILE=%s: %v; Go then trusts no CA from a file, so TLS connections fail", file, err),
+				Fix: "point SSL_CERT_FILE at a PEM file of CA certificates, or unset it"}
+		}
+		parts = append(parts, fmt.Sprintf("SSL_CERT_FILE=%s (%d certificates, used instead of the system's file)", file, n))
+	}
+	if dir != "" {
+		for _, d := range filepath.SplitList(dir) {
+			if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+				return Result{Name: "ca", Status: StatusFail, Message: fmt.Sprintf("SSL_CERT_DIR names %s, which is not a directory", d),
+					Fix: "point SSL_CERT_DIR at directories of CA certificates, or unset it"}
+			}
+		}
+		parts = append(parts, fmt.Sprintf("SSL_CERT_DIR=%s (used instead of the system's directories)", dir))
+	}
+	return Result{Name: "ca", Status: StatusOK, Message: strings.Join(parts, ", ")}
+}
+
+// countCerts counts the PEM certificates in file.
+func countCerts(file string) (int, error) {
+	b, err := os.ReadFile(file) // #nosec G304 -- the user's own SSL_CERT_FILE
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("no PEM certificate in %s", file)
+	}
+	return n, nil
+}
