@@ -2,20 +2,167 @@ package serve
 
 import (
 	"context"
-	"errors"
+	"crypto/rsa"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 )
 
+// devOptions are the flags of the development broker (serve --dev).
+type devOptions struct {
+	DevUsers       []string
+	DevRealm       string
+	DevTokenTTL    time.Duration
+	DevKeyFile     string
+	DevAllowRemote bool
+}
+
 // addDevFlags registers the flags of `serve --dev` (the development broker).
-func addDevFlags(_ *cobra.Command, _ *Options) {}
+func addDevFlags(cmd *cobra.Command, opts *Options) {
+	fl := cmd.Flags()
+	d := &opts.devOptions
+	fl.StringArrayVar(&d.DevUsers, "dev-user", []string{"admin:admin:ADMIN", "user:user"},
+		"with --dev: a user NAME:PASSWORD[:ROLE,ROLE] of the development broker (repeatable; replaces the defaults)")
+	fl.StringVar(&d.DevRealm, "dev-realm", devbroker.DefaultRealm, "with --dev: the realm; the issuer is http://LISTEN/realms/REALM")
+	fl.DurationVar(&d.DevTokenTTL, "dev-token-ttl", devbroker.DefaultAccessTTL,
+		"with --dev: access token lifetime (short values let you watch refreshes)")
+	fl.StringVar(&d.DevKeyFile, "dev-key", "",
+		"with --dev: keep the signing key in this PEM file (created 0600 if missing), so tokens survive restarts")
+	fl.BoolVar(&d.DevAllowRemote, "dev-allow-remote", false,
+		"with --dev: allow a non-loopback --listen (DANGER: the broker's users and passwords are well known)")
+}
+
+var realmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // setupDev starts the development broker for `serve --dev` on the same
-// listener: it mounts the broker's handlers under /realms/ on mux and returns
-// the issuer, http://<addr>/realms/pbench-server. It runs before the
-// validating server is built, until ctx is done.
-func setupDev(_ context.Context, _ *Options, _ net.Addr, _ *http.ServeMux) (issuer string, err error) {
-	return "", errors.New("--dev is not available yet")
+// listener: it mounts the broker at /realms/<realm> on mux and returns its
+// issuer, derived from the address actually listened on. The broker lives
+// in memory for as long as the process.
+func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMux) (string, error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return "", err
+	}
+	d := opts.devOptions
+	if cfg.Issuer != "" {
+		return "", cmdutil.Usagef("--dev runs its own broker: do not give --issuer with it")
+	}
+	if !realmName.MatchString(d.DevRealm) {
+		return "", cmdutil.Usagef("--dev-realm %q: use letters, digits, '.', '_' and '-'", d.DevRealm)
+	}
+	if d.DevTokenTTL < 10*time.Second {
+		return "", cmdutil.Usagef("--dev-token-ttl %s is too short: use at least 10s", d.DevTokenTTL)
+	}
+	host, err := devHost(addr, d.DevAllowRemote)
+	if err != nil {
+		return "", err
+	}
+	users := make([]devbroker.User, 0, len(d.DevUsers))
+	for _, spec := range d.DevUsers {
+		u, err := devbroker.ParseUserSpec(spec)
+		if err != nil {
+			return "", cmdutil.Usagef("--dev-user: %w", err)
+		}
+		users = append(users, u)
+	}
+	var key *rsa.PrivateKey
+	if d.DevKeyFile != "" {
+		if key, err = devbroker.LoadOrCreateKey(d.DevKeyFile); err != nil {
+			return "", cmdutil.Usagef("--dev-key: %w", err)
+		}
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	clientID := cfg.ClientID
+	if clientID == "" {
+		clientID = devbroker.DefaultClientID
+	}
+	audience := []string{clientID, "account"}
+	for _, a := range cfg.Audiences {
+		if !slices.Contains(audience, a) {
+			audience = append(audience, a)
+		}
+	}
+	b, err := devbroker.New(devbroker.Options{
+		Issuer:     scheme + "://" + host + "/realms/" + d.DevRealm,
+		Realm:      d.DevRealm,
+		ClientID:   clientID,
+		Audience:   audience,
+		Users:      users,
+		AccessTTL:  d.DevTokenTTL,
+		SigningKey: key,
+		Logger:     newLogger(opts.IO.ErrOut, cfg.LogFormat).With("component", "devbroker"),
+	})
+	if err != nil {
+		return "", cmdutil.Usagef("--dev: %w", err)
+	}
+	prefix := "/realms/" + d.DevRealm
+	mux.Handle(prefix, b.Handler())
+	mux.Handle(prefix+"/", b.Handler())
+	printDevBanner(opts.IO.ErrOut, b, d)
+	return b.Issuer(), nil
+}
+
+// devHost is the issuer's host:port for the listener's address. A
+// non-loopback address needs allowRemote; an unspecified one (0.0.0.0, ::)
+// is then named by the machine's host name.
+func devHost(addr net.Addr, allowRemote bool) (string, error) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "", fmt.Errorf("--dev needs a TCP listener, not %s", addr.Network())
+	}
+	port := fmt.Sprint(tcp.Port)
+	if tcp.IP.IsLoopback() {
+		return net.JoinHostPort(tcp.IP.String(), port), nil
+	}
+	if !allowRemote {
+		return "", cmdutil.Usagef("--dev refuses to listen on %s, which other machines can reach: the development "+
+			"broker's users and passwords are well known. Use --listen 127.0.0.1:PORT, or add --dev-allow-remote "+
+			"if you accept that risk", addr)
+	}
+	if tcp.IP.IsUnspecified() {
+		name, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("--dev on %s: cannot name this machine for the issuer (%w); give --listen HOST:PORT", addr, err)
+		}
+		return net.JoinHostPort(name, port), nil
+	}
+	return net.JoinHostPort(tcp.IP.String(), port), nil
+}
+
+func printDevBanner(w io.Writer, b *devbroker.Broker, d devOptions) {
+	var s strings.Builder
+	s.WriteString("DEVELOPMENT BROKER — in-memory, not for production\n")
+	fmt.Fprintf(&s, "  issuer:  %s\n", b.Issuer())
+	fmt.Fprintf(&s, "  client:  %s (public, PKCE, any loopback redirect)\n", b.ClientID())
+	for i, u := range b.Users() {
+		label := "         "
+		if i == 0 {
+			label = "  users: "
+		}
+		roles := "no roles"
+		if len(u.Roles) > 0 {
+			roles = "roles " + strings.Join(u.Roles, ",")
+		}
+		fmt.Fprintf(&s, "%s %s / password %s (%s)\n", label, u.Name, u.Password, roles)
+	}
+	key := "generated: tokens die with this process (keep it with --dev-key FILE)"
+	if d.DevKeyFile != "" {
+		key = "kept in " + d.DevKeyFile
+	}
+	fmt.Fprintf(&s, "  tokens:  access %s, refresh %s; signing key %s\n", d.DevTokenTTL, devbroker.DefaultRefreshTTL, key)
+	_, _ = io.WriteString(w, s.String())
 }

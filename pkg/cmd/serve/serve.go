@@ -33,6 +33,7 @@ type Options struct {
 	ConfigFile string
 	Check      bool
 	Dev        bool
+	devOptions // the --dev-* flags, see dev.go
 
 	// flagSet reports whether the user gave the flag named name.
 	flagSet func(name string) bool

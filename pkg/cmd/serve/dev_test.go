@@ -1,0 +1,197 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/server"
+	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
+)
+
+func TestDevFlags(t *testing.T) {
+	got := parse(t, "--dev")
+	if !slices.Equal(got.DevUsers, []string{"admin:admin:ADMIN", "user:user"}) ||
+		got.DevRealm != "pbench-server" || got.DevTokenTTL != 5*time.Minute || got.DevAllowRemote || got.DevKeyFile != "" {
+		t.Errorf("dev defaults = %+v", got.devOptions)
+	}
+	got = parse(t, "--dev", "--dev-user", "ann:pw:ADMIN,OPS", "--dev-user", "bob:pw2", "--dev-realm", "r1",
+		"--dev-token-ttl", "30s", "--dev-key", "/tmp/k.pem", "--dev-allow-remote")
+	want := devOptions{DevUsers: []string{"ann:pw:ADMIN,OPS", "bob:pw2"}, DevRealm: "r1", DevTokenTTL: 30 * time.Second,
+		DevKeyFile: "/tmp/k.pem", DevAllowRemote: true}
+	if !slices.Equal(got.DevUsers, want.DevUsers) || got.DevRealm != want.DevRealm || got.DevTokenTTL != want.DevTokenTTL ||
+		got.DevKeyFile != want.DevKeyFile || !got.DevAllowRemote {
+		t.Errorf("dev flags = %+v, want %+v", got.devOptions, want)
+	}
+}
+
+func TestDevRefusesRemoteListenWithoutAllowRemote(t *testing.T) {
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 8080}
+	opts := parse(t, "--dev")
+	_, err := setupDev(t.Context(), opts, remote, http.NewServeMux())
+	var ue *cmdutil.UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--dev-allow-remote") {
+		t.Fatalf("--dev on %s: %v, want a usage error naming --dev-allow-remote", remote, err)
+	}
+
+	opts = parse(t, "--dev", "--dev-allow-remote")
+	issuer, err := setupDev(t.Context(), opts, remote, http.NewServeMux())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if issuer != "http://192.0.2.10:8080/realms/pbench-server" {
+		t.Errorf("issuer = %s", issuer)
+	}
+}
+
+func TestDevBadFlags(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	for name, args := range map[string][]string{
+		"user without password": {"--dev-user", "alice"},
+		"realm with a slash":    {"--dev-realm", "a/b"},
+		"tiny ttl":              {"--dev-token-ttl", "1s"},
+		"issuer given":          {"--issuer", "https://sso.example.com/realms/x"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := parse(t, append([]string{"--dev"}, args...)...)
+			_, err := setupDev(t.Context(), opts, local, http.NewServeMux())
+			var ue *cmdutil.UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("setupDev: %v, want a usage error", err)
+			}
+		})
+	}
+	opts := parse(t, "--dev", "--dev-user", "alice:s3cret:A:B")
+	_, err := setupDev(t.Context(), opts, local, http.NewServeMux())
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad --dev-user: %v, want an error without the password", err)
+	}
+}
+
+// TestServeDevEndToEnd runs what `serve --dev` runs, on a free loopback
+// port: the broker and the validating server on one mux, then a login
+// through the broker's form and calls to the server with the token. The
+// server is the ordinary package server pointed at the broker's issuer.
+func TestServeDevEndToEnd(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := parse(t, "--dev", "--dev-token-ttl", "1m")
+	stderr := &lockedBuffer{}
+	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: stderr}
+
+	mux := http.NewServeMux()
+	issuer, err := setupDev(t.Context(), opts, ln.Addr(), mux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	if issuer != base+"/realms/pbench-server" {
+		t.Fatalf("issuer = %s, want %s/realms/pbench-server", issuer, base)
+	}
+	cfg := server.DefaultConfig()
+	cfg.Issuer = issuer
+	srv, err := server.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", srv.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+
+	banner := stderr.String()
+	for _, want := range []string{"DEVELOPMENT BROKER — in-memory, not for production", issuer,
+		"admin / password admin (roles ADMIN)", "user / password user (no roles)", "access 1m0s"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+
+	// /api/v1/endpoints answers like Pbench + Keycloak.
+	var ep struct {
+		OpenID struct{ Server, Realm, Client, Issuer string } `json:"openid"`
+	}
+	getJSON(t, base+"/api/v1/endpoints", "", http.StatusOK, &ep)
+	if ep.OpenID.Server != base || ep.OpenID.Realm != "pbench-server" || ep.OpenID.Client != "pbench-client" || ep.OpenID.Issuer != issuer {
+		t.Errorf("endpoints openid = %+v", ep.OpenID)
+	}
+
+	for _, tc := range []struct {
+		user, pass string
+		roles      []string
+	}{
+		{"admin", "admin", []string{"ADMIN"}},
+		{"user", "user", nil},
+	} {
+		token := devLogin(t, issuer, tc.user, tc.pass)
+		var id server.Identity
+		getJSON(t, base+"/api/v1/user", token, http.StatusOK, &id)
+		if id.Username != tc.user || id.Email != tc.user+"@example.com" || id.Subject == "" {
+			t.Errorf("identity of %s = %+v", tc.user, id)
+		}
+		if got := slices.Contains(id.Roles, "ADMIN"); got != slices.Contains(tc.roles, "ADMIN") {
+			t.Errorf("%s has roles %v, want ADMIN: %v", tc.user, id.Roles, !got)
+		}
+	}
+	getJSON(t, base+"/api/v1/user", "not-a-token", http.StatusUnauthorized, nil)
+}
+
+// devLogin runs the code flow with PKCE against the dev broker, as the CLI does.
+func devLogin(t *testing.T, issuer, user, pass string) string {
+	t.Helper()
+	conf := &oauth2.Config{
+		ClientID:    "pbench-client",
+		Endpoint:    oauth2.Endpoint{AuthURL: issuer + "/protocol/openid-connect/auth", TokenURL: issuer + "/protocol/openid-connect/token"},
+		RedirectURL: "http://127.0.0.1:1/callback",
+		Scopes:      []string{"openid"},
+	}
+	verifier := oauth2.GenerateVerifier()
+	redirect, err := devbrowser.Login(t.Context(), http.DefaultClient, conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), user, pass)
+	if err != nil {
+		t.Fatalf("login as %s: %v", user, err)
+	}
+	u, err := url.Parse(redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := conf.Exchange(t.Context(), u.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	return tok.AccessToken
+}
+
+func getJSON(t *testing.T, u, token string, wantStatus int, v any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != wantStatus {
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		t.Fatalf("GET %s: %d %s, want %d", u, resp.StatusCode, body.String(), wantStatus)
+	}
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
