@@ -69,9 +69,9 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 // the URL when there is none or it fails.
 func (o *Options) showAuthURL(authURL string) {
 	if o.Browser != nil {
+		o.Tracef("opening a browser at the authorization URL")
 		err := o.Browser(authURL)
 		if err == nil {
-			o.Tracef("browser opened at the authorization URL")
 			_, _ = fmt.Fprintf(o.Prompt, "Opened a browser to log in at %s (waiting up to %s).\n", hostOf(authURL), o.Timeout)
 			return
 		}

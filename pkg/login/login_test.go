@@ -31,7 +31,7 @@ const (
 // op) on a loopback httptest server and discovers it.
 func startBroker(t *testing.T) *discovery.Broker {
 	t.Helper()
-	var h http.Handler = http.NotFoundHandler()
+	h := http.NotFoundHandler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	b, err := devbroker.New(devbroker.Options{
