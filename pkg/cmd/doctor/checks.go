@@ -311,9 +311,9 @@ func checkClock(p *clockProbe) Result {
 	}
 	var msg string
 	if skew > 0 {
-		msg = fmt.Sprintf("this machine's clock is %s ahead of the server's: fresh tokens look about to expire, so they are refreshed early or refused as expired", off)
+		msg = fmt.Sprintf("this machine's clock is at least %s ahead of the server's: fresh tokens look about to expire, so they are refreshed early or refused as expired", off)
 	} else {
-		msg = fmt.Sprintf("this machine's clock is %s behind the server's: tokens are used after the server considers them expired (401), and new ones may look not yet valid", off)
+		msg = fmt.Sprintf("this machine's clock is at least %s behind the server's: tokens are used after the server considers them expired (401), and new ones may look not yet valid", off)
 	}
 	res := Result{Name: "clock", Status: StatusWarn, Message: msg,
 		Fix: "synchronise the clock with NTP (e.g. `timedatectl set-ntp true`, chronyd or ntpd)"}

@@ -41,6 +41,16 @@ func redactProxy(v string) string {
 	return u.Redacted()
 }
 
+// validProxy is true when net/http can use v as a proxy: a URL, or a
+// host[:port] taken as http://host[:port].
+func validProxy(v string) bool {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5" && u.Scheme != "socks5h") {
+		u, err = url.Parse("http://" + v)
+	}
+	return err == nil && u.Host != ""
+}
+
 // route says how a request to target leaves this machine: "direct" or
 // "through proxy HOST". An invalid proxy variable is an error.
 func route(cfg *httpproxy.Config, target string) (string, error) {
@@ -64,6 +74,13 @@ func checkProxy(getenv func(string) string, urls ...string) Result {
 	cfg, set := proxyConfig(getenv)
 	if len(set) == 0 {
 		return Result{Name: "proxy", Status: StatusOK, Message: "no proxy variables set: connections go direct"}
+	}
+	for _, v := range []string{cfg.HTTPSProxy, cfg.HTTPProxy} {
+		if v != "" && !validProxy(v) {
+			return Result{Name: "proxy", Status: StatusWarn,
+				Message: fmt.Sprintf("%s: %q is not a proxy URL, so Go ignores it and connects directly", strings.Join(set, ", "), redactProxy(v)),
+				Fix:     "set the variable to a URL such as http://proxy.example.com:3128, or unset it"}
+		}
 	}
 	var routes []string
 	for i, target := range urls {
