@@ -42,9 +42,13 @@ type cacheEntry struct {
 	ref      atomic.Bool
 }
 
-// newTokenCache returns a cache of at most size entries; size 0 disables it.
+// newTokenCache returns a cache of about size entries; size 0 disables it.
+// Each shard holds an eighth more than its even share, so that size tokens
+// fit although the hash spreads them a little unevenly: the bound is
+// 1.125 × size.
 func newTokenCache(size int) *tokenCache {
-	c := &tokenCache{perShard: (size + cacheShards - 1) / cacheShards}
+	even := (size + cacheShards - 1) / cacheShards
+	c := &tokenCache{perShard: even + (even+7)/8}
 	for i := range c.shards {
 		c.shards[i].m = make(map[[32]byte]*cacheEntry)
 	}

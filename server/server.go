@@ -296,7 +296,7 @@ func (s *Server) deny(w http.ResponseWriter, status int, err error) {
 }
 
 func (s *Server) serveEndpoints(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write(s.endpoints)
 }
 
@@ -306,7 +306,7 @@ func serveUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func serveHealthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
@@ -382,11 +382,21 @@ func writeMessage(w http.ResponseWriter, status int, msg string) {
 	}{msg})
 }
 
+// Shared header values: assigning them directly spares a canonicalisation
+// and an allocation per response. net/http never modifies them.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"message":"cannot encode the answer"}`)
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
