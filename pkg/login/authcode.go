@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/int128/oauth2cli"
 	"golang.org/x/oauth2"
@@ -38,6 +39,7 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 	authURL := conf.AuthCodeURL(state, authOpts...)
 
 	ready := make(chan string, 1)
+	guard := &callbackGuard{o: o, state: state, tokenURL: conf.Endpoint.TokenURL}
 	cfg := oauth2cli.Config{
 		OAuth2Config:            conf,
 		AuthCodeOptions:         authOpts,
@@ -46,7 +48,7 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 		LocalServerBindAddress:  []string{addr},
 		LocalServerCallbackPath: CallbackPath,
 		LocalServerSuccessHTML:  successHTML,
-		LocalServerMiddleware:   o.guardState(state, conf.Endpoint.TokenURL),
+		LocalServerMiddleware:   guard.middleware,
 		LocalServerReadyChan:    ready,
 	}
 	go func() {
@@ -59,6 +61,9 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 		}
 	}()
 	tok, err := oauth2cli.GetToken(ctx, cfg)
+	if refusal := guard.brokerRefusal(); refusal != nil {
+		return nil, refusal
+	}
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
@@ -80,36 +85,61 @@ func (o *Options) showAuthURL(authURL string) {
 	_, _ = fmt.Fprintf(o.Prompt, "Open this URL in a browser on this machine to log in (waiting up to %s):\n\n    %s\n\n", o.Timeout, authURL)
 }
 
-// guardState keeps a callback that does not carry this login's state (a
-// stale tab of an earlier login, another program) away from oauth2cli, which
-// would otherwise end the login with it. That callback gets an error page,
-// the user a message, and the login keeps waiting for its own callback.
-func (o *Options) guardState(state, tokenURL string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			q := r.URL.Query()
-			if !q.Has("code") && !q.Has("error") {
-				next.ServeHTTP(w, r)
-				return
-			}
-			if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
-				_, _ = fmt.Fprintln(o.Prompt, "pbench-auth: ignored a login response that is not for this login (wrong state: "+
-					"a stale browser tab or another program); still waiting for this login's response")
-				o.Tracef("callback with a wrong state refused (400)")
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = fmt.Fprint(w, wrongStateHTML)
-				return
-			}
-			if e := q.Get("error"); e != "" {
-				o.Tracef("callback received: error %q", e)
-			} else {
-				o.Tracef("callback received: code %s, state matches", cmdutil.Redact(q.Get("code")))
-				o.Tracef("exchanging the code at %s (PKCE code_verifier redacted)", tokenURL)
-			}
+// callbackGuard stands before oauth2cli's callback handler.
+//
+// It keeps a callback that does not carry this login's state (a stale tab
+// of an earlier login, another program) away from oauth2cli, which would
+// otherwise end the login with it: that callback gets an error page, the
+// user a message, and the login keeps waiting for its own callback.
+//
+// It also remembers the broker's error answer (error, error_description),
+// to report it in words rather than through oauth2cli's nested wrapping.
+type callbackGuard struct {
+	o        *Options
+	state    string
+	tokenURL string
+
+	mu      sync.Mutex
+	refusal error
+}
+
+func (g *callbackGuard) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if !q.Has("code") && !q.Has("error") {
 			next.ServeHTTP(w, r)
-		})
-	}
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(g.state)) != 1 {
+			_, _ = fmt.Fprintln(g.o.Prompt, "pbench-auth: ignored a login response that is not for this login (wrong state: "+
+				"a stale browser tab or another program); still waiting for this login's response")
+			g.o.Tracef("callback with a wrong state refused (400)")
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = fmt.Fprint(w, wrongStateHTML)
+			return
+		}
+		if e := q.Get("error"); e != "" {
+			g.o.Tracef("callback received: error %q", e)
+			g.mu.Lock()
+			g.refusal = fmt.Errorf("the broker refused the login: %s", e)
+			if d := q.Get("error_description"); d != "" {
+				g.refusal = fmt.Errorf("the broker refused the login: %s: %s", e, d)
+			}
+			g.mu.Unlock()
+		} else {
+			g.o.Tracef("callback received: code %s, state matches", cmdutil.Redact(q.Get("code")))
+			g.o.Tracef("exchanging the code at %s (PKCE code_verifier redacted)", g.tokenURL)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// brokerRefusal is the broker's error answer, if the callback carried one.
+func (g *callbackGuard) brokerRefusal() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refusal
 }
 
 // RedactURL hides the per-login values of an authorization URL (state,

@@ -478,3 +478,30 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("RedactURL = %q", got)
 	}
 }
+
+// The broker's error redirect (here: the dev broker, like Keycloak with
+// "PKCE required", refuses a request without code_challenge) ends the login
+// with the broker's words.
+func TestBrokerRefusal(t *testing.T) {
+	broker := startBroker(t)
+	_, err := login.Login(context.Background(), login.Options{
+		Broker: broker,
+		Browser: func(authURL string) error {
+			u, _ := url.Parse(authURL)
+			q := u.Query()
+			q.Del("code_challenge")
+			q.Del("code_challenge_method")
+			u.RawQuery = q.Encode()
+			loc, err := devbrowser.Login(context.Background(), nil, u.String(), user, password)
+			if err == nil || loc == "" {
+				t.Errorf("the broker accepted a request without PKCE: %q, %v", loc, err)
+				return nil
+			}
+			deliver(t, loc)
+			return nil
+		},
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "the broker refused the login: invalid_request") {
+		t.Fatalf("got %v, want the broker's refusal in words", err)
+	}
+}
