@@ -185,8 +185,33 @@ func (s *keyringStore) putValue(key string, b []byte) error {
 	return s.deleteChunksFrom(key, n)
 }
 
+// tornError reports a value whose header and chunks disagree. It is what a
+// reader sees while another process rewrites the value, so getValue reads
+// again before calling it damage.
+type tornError string
+
+func (e tornError) Error() string { return string(e) }
+
+// Bounds of getValue's re-reads of a torn value.
+const (
+	tornRetries = 5
+	tornDelay   = 100 * time.Millisecond
+)
+
 // getValue reads a value written by putValue; errKeyringMissing when absent.
 func (s *keyringStore) getValue(key string) ([]byte, error) {
+	for range tornRetries - 1 {
+		b, err := s.readValue(key)
+		var torn tornError
+		if !errors.As(err, &torn) {
+			return b, err
+		}
+		time.Sleep(tornDelay)
+	}
+	return s.readValue(key)
+}
+
+func (s *keyringStore) readValue(key string) ([]byte, error) {
 	raw, err := s.get(key)
 	if err != nil {
 		return nil, err
@@ -199,7 +224,7 @@ func (s *keyringStore) getValue(key string) ([]byte, error) {
 	for i := range h.Chunks {
 		c, err := s.get(chunkKey(key, i))
 		if errors.Is(err, errKeyringMissing) {
-			return nil, fmt.Errorf("keyring entry %q lacks chunk %d of %d (log in again to rewrite it)", key, i, h.Chunks)
+			return nil, tornError(fmt.Sprintf("keyring entry %q lacks chunk %d of %d (log in again to rewrite it)", key, i, h.Chunks))
 		}
 		if err != nil {
 			return nil, err
@@ -208,7 +233,7 @@ func (s *keyringStore) getValue(key string) ([]byte, error) {
 	}
 	sum := sha256.Sum256(b)
 	if len(b) != h.Length || hex.EncodeToString(sum[:]) != h.SHA256 {
-		return nil, fmt.Errorf("keyring entry %q is damaged: its chunks do not match its header (log in again to rewrite it)", key)
+		return nil, tornError(fmt.Sprintf("keyring entry %q is damaged: its chunks do not match its header (log in again to rewrite it)", key))
 	}
 	return b, nil
 }

@@ -21,6 +21,8 @@ type fakeKeyring struct {
 	items map[string]string // service + "\x00" + user
 	block chan struct{}
 	fail  error
+	// afterGet, when set, runs after every Get (as another process would).
+	afterGet func(user string)
 }
 
 func newFakeKeyring() *fakeKeyring { return &fakeKeyring{items: map[string]string{}} }
@@ -35,6 +37,9 @@ func (k *fakeKeyring) wait() error {
 func (k *fakeKeyring) Get(service, user string) (string, error) {
 	if err := k.wait(); err != nil {
 		return "", err
+	}
+	if k.afterGet != nil {
+		defer k.afterGet(user)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -425,4 +430,41 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A reader that meets a value half rewritten by another process reads again
+// instead of reporting damage.
+func TestKeyringTornReadIsRetried(t *testing.T) {
+	const profile = "https://pbench.example.com"
+	kr := newFakeKeyring()
+	s, _ := open(Options{Kind: KindKeyring, ChunkSize: 64}, kr)
+	newer, older := tokenSet("new", 500), tokenSet("old", 500)
+	if err := s.Save(profile, newer); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := map[string]string{}
+	for _, u := range kr.users(DefaultService) {
+		snapshot[u], _ = kr.Get(DefaultService, u)
+	}
+	if err := s.Save(profile, older); err != nil {
+		t.Fatal(err)
+	}
+	// The writer has replaced the header; it finishes the chunks while the
+	// reader reads the first one.
+	_ = kr.Set(DefaultService, profile, snapshot[profile])
+	var once sync.Once
+	kr.afterGet = func(user string) {
+		if user == chunkKey(profile, 0) {
+			once.Do(func() {
+				for u, v := range snapshot {
+					_ = kr.Set(DefaultService, u, v)
+				}
+			})
+		}
+	}
+	got, err := s.Load(profile)
+	if err != nil {
+		t.Fatalf("Load during a rewrite: %v", err)
+	}
+	equalTokens(t, got, newer)
 }
