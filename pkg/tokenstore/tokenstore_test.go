@@ -450,11 +450,11 @@ func TestKeyringTornReadIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The writer has replaced the header; it finishes the chunks while the
-	// reader reads the first one.
+	// reader is half-way through them.
 	_ = kr.Set(DefaultService, profile, snapshot[profile])
 	var once sync.Once
 	kr.afterGet = func(user string) {
-		if user == chunkKey(profile, 0) {
+		if user == chunkKey(profile, 5) { // chunks 0-5 were the old ones
 			once.Do(func() {
 				for u, v := range snapshot {
 					_ = kr.Set(DefaultService, u, v)
