@@ -14,8 +14,9 @@ const DefaultCacheSize = 100_000
 const cacheShards = 64
 
 // tokenCache remembers verified tokens so that a client reusing its token
-// does not pay the signature check again. It is keyed by the SHA-256 of the
-// token (the token itself is never kept), bounded, and split into shards
+// does not pay the signature check again. It is keyed by the first 128 bits
+// of the token's SHA-256 (the token itself is never kept; finding another
+// token with the same key is a second-preimage attack on SHA-256), bounded, and split into shards
 // each with its own lock, evicting with the CLOCK algorithm (an
 // approximation of LRU whose hits only set a bit, under a read lock).
 //
@@ -28,15 +29,17 @@ type tokenCache struct {
 
 type cacheShard struct {
 	mu   sync.RWMutex
-	m    map[[32]byte]*cacheEntry
+	m    map[cacheKey]*cacheEntry
 	ring []*cacheEntry // CLOCK ring; nil slots are free
 	hand int
 }
 
+type cacheKey [16]byte
+
 type cacheEntry struct {
-	key      [32]byte
-	id       *Identity
-	kid      string
+	key      cacheKey
+	id       Identity
+	kid      string // shared with the key set's verifyKey
 	deadline int64 // UnixNano after which the token is expired (leeway included)
 	slot     int
 	ref      atomic.Bool
@@ -50,7 +53,7 @@ func newTokenCache(size int) *tokenCache {
 	even := (size + cacheShards - 1) / cacheShards
 	c := &tokenCache{perShard: even + (even+7)/8}
 	for i := range c.shards {
-		c.shards[i].m = make(map[[32]byte]*cacheEntry)
+		c.shards[i].m = make(map[cacheKey]*cacheEntry)
 	}
 	return c
 }
@@ -59,19 +62,19 @@ var keyBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 
 // tokenKey hashes a token without allocating (the string is copied into a
 // pooled buffer, since sha256 takes a []byte).
-func tokenKey(token string) [32]byte {
+func tokenKey(token string) cacheKey {
 	bp := keyBufPool.Get().(*[]byte)
 	b := append((*bp)[:0], token...)
 	sum := sha256.Sum256(b)
 	*bp = b[:0]
 	keyBufPool.Put(bp)
-	return sum
+	return cacheKey(sum[:16])
 }
 
-func (c *tokenCache) shard(key *[32]byte) *cacheShard { return &c.shards[key[0]%cacheShards] }
+func (c *tokenCache) shard(key *cacheKey) *cacheShard { return &c.shards[key[0]%cacheShards] }
 
 // get returns the identity of a remembered, still valid token.
-func (c *tokenCache) get(key *[32]byte, now int64, keys *keySet) *Identity {
+func (c *tokenCache) get(key *cacheKey, now int64, keys *keySet) *Identity {
 	if c.perShard == 0 {
 		return nil
 	}
@@ -88,16 +91,17 @@ func (c *tokenCache) get(key *[32]byte, now int64, keys *keySet) *Identity {
 	if !e.ref.Load() {
 		e.ref.Store(true)
 	}
-	return e.id
+	return &e.id
 }
 
-// put remembers a verified token until deadline; now (UnixNano) tells which
-// entries have expired and may be evicted first.
-func (c *tokenCache) put(key *[32]byte, id *Identity, kid string, deadline, now int64) {
+// put remembers a verified token until deadline and returns the stored
+// identity; now (UnixNano) tells which entries have expired and may be
+// evicted first.
+func (c *tokenCache) put(key *cacheKey, id Identity, kid string, deadline, now int64) *Identity {
+	e := &cacheEntry{key: *key, id: id, kid: kid, deadline: deadline}
 	if c.perShard == 0 {
-		return
+		return &e.id
 	}
-	e := &cacheEntry{key: *key, id: id, kid: strings.Clone(kid), deadline: deadline}
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,13 +109,13 @@ func (c *tokenCache) put(key *[32]byte, id *Identity, kid string, deadline, now 
 		e.slot = old.slot
 		s.ring[e.slot] = e
 		s.m[*key] = e
-		return
+		return &e.id
 	}
 	if len(s.ring) < c.perShard {
 		e.slot = len(s.ring)
 		s.ring = append(s.ring, e)
 		s.m[*key] = e
-		return
+		return &e.id
 	}
 	// Advance the hand to a free slot, an expired entry, or one not used
 	// since the hand last passed. Two turns always suffice.
@@ -134,6 +138,7 @@ func (c *tokenCache) put(key *[32]byte, id *Identity, kid string, deadline, now 
 	s.ring[s.hand] = e
 	s.m[*key] = e
 	s.hand = (s.hand + 1) % len(s.ring)
+	return &e.id
 }
 
 // dropKIDs forgets the tokens verified with keys that left the key set.

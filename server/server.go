@@ -244,7 +244,7 @@ type authError struct {
 
 func (e *authError) Error() string { return e.msg }
 
-var errNoToken = &authError{msg: "authentication required: send Authorization: Bearer <access token> (pbench-auth login, then pbench-auth token)", noTok: true}
+var errNoToken = &authError{msg: "authentication required: send the access token in an Authorization: Bearer header (get one with pbench-auth login, then pbench-auth token)", noTok: true}
 
 func bearerToken(r *http.Request) (string, error) {
 	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {

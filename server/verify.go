@@ -121,50 +121,49 @@ func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
-	v.cache.put(&key, id, kid, deadline, now.UnixNano())
-	return id, nil
+	return v.cache.put(&key, id, kid, deadline, now.UnixNano()), nil
 }
 
-func (v *verifier) verifySlow(ctx context.Context, token string, now time.Time, keys *keySet) (id *Identity, kid string, deadline int64, err error) {
+func (v *verifier) verifySlow(ctx context.Context, token string, now time.Time, keys *keySet) (id Identity, kid string, deadline int64, err error) {
 	dot1 := strings.IndexByte(token, '.')
 	dot2 := strings.LastIndexByte(token, '.')
 	if dot1 <= 0 || dot2 == dot1 || strings.IndexByte(token[dot1+1:dot2], '.') >= 0 {
-		return nil, "", 0, tokenErrorf("malformed token: want a JWS in compact form (header.payload.signature)")
+		return id, "", 0, tokenErrorf("malformed token: want a JWS in compact form (header.payload.signature)")
 	}
 	var h jwsHeader
 	if err := decodeSegment(token[:dot1], &h); err != nil {
-		return nil, "", 0, tokenErrorf("malformed token header: %v", err)
+		return id, "", 0, tokenErrorf("malformed token header: %v", err)
 	}
 	hash, ok := algHash[h.Alg]
 	if !ok {
-		return nil, "", 0, tokenErrorf("token algorithm %q is not accepted: want an asymmetric one (RS*, PS*, ES*, EdDSA)", clip(h.Alg))
+		return id, "", 0, tokenErrorf("token algorithm %q is not accepted: want an asymmetric one (RS*, PS*, ES*, EdDSA)", clip(h.Alg))
 	}
 	if len(h.Crit) > 0 {
-		return nil, "", 0, tokenErrorf("token header has critical extensions %q that this server does not understand", h.Crit)
+		return id, "", 0, tokenErrorf("token header has critical extensions %q that this server does not understand", h.Crit)
 	}
 	if !typAllowed(h.Typ) {
-		return nil, "", 0, tokenErrorf("a token of type %q (header typ) is not an access token", clip(h.Typ))
+		return id, "", 0, tokenErrorf("a token of type %q (header typ) is not an access token", clip(h.Typ))
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(token[dot2+1:])
 	if err != nil {
-		return nil, "", 0, tokenErrorf("malformed token signature: not base64url")
+		return id, "", 0, tokenErrorf("malformed token signature: not base64url")
 	}
 	if keys == nil {
-		return nil, "", 0, fmt.Errorf("%w: %s", ErrKeysUnavailable, v.keys.notReadyReason())
+		return id, "", 0, fmt.Errorf("%w: %s", ErrKeysUnavailable, v.keys.notReadyReason())
 	}
 	signed := token[:dot2]
 	k, err := v.findKey(ctx, keys, &h, signed, hash, sig)
 	if err != nil {
-		return nil, "", 0, err
+		return id, "", 0, err
 	}
 
 	var c claims
 	if err := decodeSegment(token[dot1+1:dot2], &c); err != nil {
-		return nil, "", 0, tokenErrorf("malformed token claims: %v", err)
+		return id, "", 0, tokenErrorf("malformed token claims: %v", err)
 	}
 	exp, err := v.checkClaims(&c, now)
 	if err != nil {
-		return nil, "", 0, err
+		return id, "", 0, err
 	}
 	return v.identity(&c), k.kid, exp.Add(v.leeway).UnixNano(), nil
 }
@@ -265,11 +264,14 @@ func (v *verifier) checkClaims(c *claims, now time.Time) (time.Time, error) {
 	return exp, nil
 }
 
-// identity maps the claims to an Identity (roles sorted, deduplicated).
-func (v *verifier) identity(c *claims) *Identity {
-	id := &Identity{Subject: c.Sub, Username: c.PreferredUsername, Email: c.Email}
+// identity maps the claims to an Identity (roles sorted, deduplicated). Its
+// strings share one allocation, as it may live long in the cache.
+func (v *verifier) identity(c *claims) Identity {
+	packed := c.Sub + c.PreferredUsername + c.Email
+	sub, rest := packed[:len(c.Sub)], packed[len(c.Sub):]
+	id := Identity{Subject: sub, Username: rest[:len(c.PreferredUsername)], Email: rest[len(c.PreferredUsername):]}
 	if id.Username == "" {
-		id.Username = c.Sub
+		id.Username = sub
 	}
 	roles := slices.Clone(c.RealmAccess.Roles)
 	for _, client := range v.roleClients {

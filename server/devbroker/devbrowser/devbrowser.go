@@ -39,35 +39,28 @@ var ErrLoginRefused = errors.New("login refused")
 // and an error describing it. A wrong password gives an error wrapping
 // ErrLoginRefused with the page's message.
 func Login(ctx context.Context, client *http.Client, authURL, user, pass string) (string, error) {
-	start, err := url.Parse(authURL)
-	if err != nil || start.Host == "" {
-		return "", fmt.Errorf("authorization URL %q is not absolute", authURL)
+	b, err := newBrowser(client, authURL)
+	if err != nil {
+		return "", err
 	}
-	c := sameOriginClient(client, start)
-	resp, err := get(ctx, c, authURL)
-	submitted := false
-	for range maxSteps {
+	p, err := b.get(ctx, authURL)
+	for step := 0; step < maxSteps; step++ {
 		if err != nil {
 			return "", err
 		}
-		if loc, ok := leftOrigin(resp, start); ok {
-			return loc, redirectError(loc)
-		}
-		p, err := readPage(resp)
-		if err != nil {
-			return "", err
+		if p.redirect != nil {
+			return p.redirect.String(), redirectError(p.redirect)
 		}
 		f, ok := p.formWith("password")
 		if !ok {
 			return "", p.noForm("login")
 		}
-		if submitted && p.errorText != "" {
+		if step > 0 && p.errorText != "" {
 			return "", fmt.Errorf("%w: %s", ErrLoginRefused, p.errorText)
 		}
 		f.values.Set("username", user)
 		f.values.Set("password", pass)
-		resp, err = submit(ctx, c, f)
-		submitted = true
+		p, err = b.submit(ctx, f)
 	}
 	return "", fmt.Errorf("no redirect back to the client after %d pages", maxSteps)
 }
@@ -76,39 +69,31 @@ func Login(ctx context.Context, client *http.Client, authURL, user, pass string)
 // would: it opens verificationURI (preferably verification_uri_complete;
 // otherwise userCode is typed in), logs in with user and pass, and approves.
 func ApproveDevice(ctx context.Context, client *http.Client, verificationURI, userCode, user, pass string) error {
-	start, err := url.Parse(verificationURI)
-	if err != nil || start.Host == "" {
-		return fmt.Errorf("verification URI %q is not absolute", verificationURI)
+	b, err := newBrowser(client, verificationURI)
+	if err != nil {
+		return err
 	}
-	c := sameOriginClient(client, start)
-	resp, err := get(ctx, c, verificationURI)
-	submitted := false
-	for range maxSteps {
+	p, err := b.get(ctx, verificationURI)
+	for step := 0; step < maxSteps; step++ {
 		if err != nil {
 			return err
 		}
-		p, err := readPage(resp)
-		if err != nil {
-			return err
+		if p.redirect != nil {
+			return fmt.Errorf("the device page redirected off the broker to %s%s", p.redirect.Host, p.redirect.Path)
 		}
-		if submitted && p.errorText != "" {
+		if step > 0 && p.errorText != "" {
 			return fmt.Errorf("%w: %s", ErrLoginRefused, p.errorText)
 		}
-		switch f, kind := p.deviceForm(); kind {
+		f, kind := p.deviceForm()
+		switch kind {
 		case "usercode":
 			f.values.Set("user_code", userCode)
-			resp, err = submit(ctx, c, f)
 		case "login":
 			f.values.Set("username", user)
 			f.values.Set("password", pass)
-			resp, err = submit(ctx, c, f)
 		case "consent":
 			f.values.Set("action", "approve")
-			resp, err = submit(ctx, c, f)
-			if err != nil {
-				return err
-			}
-			done, err := readPage(resp)
+			done, err := b.submit(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -119,13 +104,22 @@ func ApproveDevice(ctx context.Context, client *http.Client, verificationURI, us
 		default:
 			return p.noForm("device")
 		}
-		submitted = true
+		p, err = b.submit(ctx, f)
 	}
 	return fmt.Errorf("device approval did not finish after %d pages", maxSteps)
 }
 
-// sameOriginClient follows redirects within the broker's origin only.
-func sameOriginClient(client *http.Client, origin *url.URL) *http.Client {
+// browser follows redirects within the broker's origin only.
+type browser struct {
+	client *http.Client
+	origin *url.URL
+}
+
+func newBrowser(client *http.Client, start string) (*browser, error) {
+	origin, err := url.Parse(start)
+	if err != nil || origin.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute URL", start)
+	}
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -134,24 +128,41 @@ func sameOriginClient(client *http.Client, origin *url.URL) *http.Client {
 		if len(via) >= maxSteps {
 			return fmt.Errorf("stopped after %d redirects", maxSteps)
 		}
-		if req.URL.Scheme != origin.Scheme || req.URL.Host != origin.Host {
+		if !sameOrigin(req.URL, origin) {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}
-	return &c
+	return &browser{client: &c, origin: origin}, nil
 }
 
-func get(ctx context.Context, c *http.Client, u string) (*http.Response, error) {
+func sameOrigin(a, b *url.URL) bool { return a.Scheme == b.Scheme && a.Host == b.Host }
+
+func (b *browser) get(ctx context.Context, u string) (*page, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	return do(c, req)
+	return b.do(req)
 }
 
-func do(c *http.Client, req *http.Request) (*http.Response, error) {
-	resp, err := c.Do(req)
+func (b *browser) submit(ctx context.Context, f *form) (*page, error) {
+	if f.method == http.MethodGet {
+		u := *f.action
+		u.RawQuery = f.values.Encode()
+		return b.get(ctx, u.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.action.String(), strings.NewReader(f.values.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// do sends req and reads the answer: a redirect off the broker, or a page.
+func (b *browser) do(req *http.Request) (*page, error) {
+	resp, err := b.client.Do(req)
 	if err != nil {
 		// The URL may carry a code or a user code: keep it out of the error.
 		var ue *url.Error
@@ -160,42 +171,17 @@ func do(c *http.Client, req *http.Request) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("%s %s%s: %w", req.Method, req.URL.Host, req.URL.Path, err)
 	}
-	return resp, nil
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		if loc, err := resp.Location(); err == nil && !sameOrigin(loc, b.origin) {
+			return &page{status: resp.StatusCode, redirect: loc}, nil
+		}
+	}
+	return readPage(resp)
 }
 
-func submit(ctx context.Context, c *http.Client, f *form) (*http.Response, error) {
-	if f.method == http.MethodGet {
-		u := *f.action
-		u.RawQuery = f.values.Encode()
-		return get(ctx, c, u.String())
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.action.String(), strings.NewReader(f.values.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return do(c, req)
-}
-
-// leftOrigin reports the Location of a redirect that leaves the broker.
-func leftOrigin(resp *http.Response, origin *url.URL) (string, bool) {
-	if resp.StatusCode < 300 || resp.StatusCode > 399 {
-		return "", false
-	}
-	_ = resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		return "", false
-	}
-	return loc.String(), loc.Scheme != origin.Scheme || loc.Host != origin.Host
-}
-
-func redirectError(loc string) error {
-	u, err := url.Parse(loc)
-	if err != nil {
-		return nil
-	}
-	q := u.Query()
+func redirectError(loc *url.URL) error {
+	q := loc.Query()
 	if q.Get("error") == "" {
 		return nil
 	}
@@ -205,7 +191,8 @@ func redirectError(loc string) error {
 // page is a parsed HTML answer.
 type page struct {
 	status    int
-	where     string // host and path, for errors
+	redirect  *url.URL // set when the answer redirects off the broker
+	where     string   // host and path, for errors
 	forms     []*form
 	errorText string // text of the element with id="error"
 }
@@ -219,7 +206,6 @@ type form struct {
 }
 
 func readPage(resp *http.Response) (*page, error) {
-	defer func() { _ = resp.Body.Close() }()
 	p := &page{status: resp.StatusCode, where: resp.Request.URL.Host + resp.Request.URL.Path}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
