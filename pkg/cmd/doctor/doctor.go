@@ -84,7 +84,12 @@ Exit codes: 0 when nothing would stop login or call (warnings included),
 1 when at least one check failed, 2 for bad flags.`,
 		Example: `  pbench-auth doctor --server https://pbench.example.com
   pbench-auth doctor --json | jq '.checks[] | select(.status != "ok")'`,
-		Args: cobra.NoArgs,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cmdutil.Usagef("doctor takes no arguments (got %q): name the server with --server URL", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(opts)
