@@ -27,10 +27,14 @@ trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/home" "$scratch/config" "$scratch/data" "$scratch/cache" "$scratch/runtime"
 chmod 0700 "$scratch/runtime"
 
-# Keep the real HOME for the Go caches, so the command does not rebuild everything.
-export GOPATH="${GOPATH:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")}"
-export GOCACHE="${GOCACHE:-$(go env GOCACHE 2>/dev/null || echo "$HOME/.cache/go-build")}"
-export GOMODCACHE="${GOMODCACHE:-$(go env GOMODCACHE 2>/dev/null || echo "$GOPATH/pkg/mod")}"
+# Go keeps its settings (go env -w) and caches under the real HOME: keep
+# using them, so the command neither loses GOTOOLCHAIN=auto nor rebuilds
+# everything.
+if command -v go >/dev/null; then
+	for v in GOENV GOPATH GOCACHE GOMODCACHE; do
+		export "$v=${!v:-$(go env "$v")}"
+	done
+fi
 export HOME="$scratch/home"
 export XDG_CONFIG_HOME="$scratch/config" XDG_DATA_HOME="$scratch/data" XDG_CACHE_HOME="$scratch/cache"
 export XDG_RUNTIME_DIR="$scratch/runtime"

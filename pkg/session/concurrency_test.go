@@ -26,10 +26,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// helper asks for a token the way `pbench-auth token` does, with the file
-// store and locks under dir, and prints it.
+// helper asks for a token the way `pbench-auth token` does, with the store
+// from openStore and the locks under dir, and prints it.
 func helper(dir string) int {
-	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindFile, Dir: filepath.Join(dir, "state")})
+	store, err := openStore(dir, os.Getenv("HELPER_KIND"), os.Getenv("HELPER_SERVICE"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -44,14 +44,34 @@ func helper(dir string) int {
 	return 0
 }
 
+func openStore(dir, kind, service string) (tokenstore.Store, error) {
+	return tokenstore.Open(tokenstore.Options{Kind: kind, Dir: filepath.Join(dir, "state"), Service: service, ChunkSize: 256})
+}
+
+// TestConcurrentProcessesRefreshOnce starts 20 processes at once, each
+// needing a refresh, against a broker that rotates refresh tokens: one
+// refresh grant must serve them all. With the real Secret Service (see
+// scripts/with-keyring.sh) it runs on the keyring too, in small chunks.
 func TestConcurrentProcessesRefreshOnce(t *testing.T) {
+	kinds := []string{tokenstore.KindFile}
+	if os.Getenv("PBENCH_AUTH_TEST_KEYRING") == "1" {
+		kinds = append(kinds, tokenstore.KindKeyring)
+	}
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) { testConcurrentRefresh(t, kind) })
+	}
+}
+
+func testConcurrentRefresh(t *testing.T, kind string) {
 	const n = 20
 	dir := t.TempDir()
+	service := fmt.Sprintf("pbench-auth-test-%d", time.Now().UnixNano())
 	b := sessiontest.NewBroker(t, "refresh-0") // rotates: a second use of refresh-0 is invalid_grant
-	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindFile, Dir: filepath.Join(dir, "state")})
+	store, err := openStore(dir, kind, service)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Delete(profile) })
 	// 10s left of 5m: inside the 30s margin, so every process wants a refresh.
 	old := b.TokenSet(profile, "refresh-0", time.Now(), 5*time.Minute, 10*time.Second)
 	if err := store.Save(profile, old); err != nil {
@@ -66,7 +86,7 @@ func TestConcurrentProcessesRefreshOnce(t *testing.T) {
 	errs := make([]*bytes.Buffer, n)
 	for i := range cmds {
 		cmds[i] = exec.Command(exe) // #nosec G204 -- the test binary itself
-		cmds[i].Env = append(os.Environ(), helperEnv+"="+dir)
+		cmds[i].Env = append(os.Environ(), helperEnv+"="+dir, "HELPER_KIND="+kind, "HELPER_SERVICE="+service)
 		outs[i], errs[i] = &bytes.Buffer{}, &bytes.Buffer{}
 		cmds[i].Stdout, cmds[i].Stderr = outs[i], errs[i]
 	}
