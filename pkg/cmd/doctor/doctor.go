@@ -78,7 +78,8 @@ what is wrong:
             deleted), and which store "auto" picks
   tokens    the profile's stored tokens: none, valid, refreshable or expired
 
-Tokens are never printed and never refreshed: doctor changes nothing.
+Tokens are never printed and never refreshed; the only write is the keyring
+probe's throw-away entry, deleted at once.
 
 Exit codes: 0 when nothing would stop login or call (warnings included),
 1 when at least one check failed, 2 for bad flags.`,
