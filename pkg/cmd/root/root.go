@@ -5,13 +5,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/call"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/demo"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/doctor"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/gendocs"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/serve"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/token"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/gendocs"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/version"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
@@ -47,5 +48,6 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.AddCommand(call.NewCmd(f, nil))
 	cmd.AddCommand(serve.NewCmd(f, nil))
 	cmd.AddCommand(doctor.NewCmd(f, nil))
+	cmd.AddCommand(demo.NewCmd(f, nil))
 	return cmd
 }
