@@ -14,7 +14,8 @@ import (
 // on any port and path (RFC 8252 §7.3), code, refresh and device grants.
 type publicClient struct {
 	id       string
-	loginURL string // {issuer}/login-actions/authenticate
+	loginURL string        // {issuer}/login-actions/authenticate
+	idTTL    time.Duration // ID token lifetime: Keycloak uses the access token's
 	// redirectURI is the one loopback redirect of the current authorization
 	// request, once checkLoopbackRedirect accepted it.
 	redirectURI string
@@ -37,7 +38,7 @@ func (c *publicClient) LoginURL(requestID string) string {
 	return c.loginURL + "?client_id=" + url.QueryEscape(c.id) + "&id=" + url.QueryEscape(requestID)
 }
 func (c *publicClient) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
-func (c *publicClient) IDTokenLifetime() time.Duration       { return DefaultAccessTTL }
+func (c *publicClient) IDTokenLifetime() time.Duration       { return c.idTTL }
 func (c *publicClient) DevMode() bool                        { return false }
 func (c *publicClient) IsScopeAllowed(string) bool           { return true }
 func (c *publicClient) IDTokenUserinfoClaimsAssertion() bool { return true }

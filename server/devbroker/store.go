@@ -497,7 +497,7 @@ func (s *store) KeySet(context.Context) ([]op.Key, error) {
 func (s *store) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
 	switch id {
 	case s.clientID:
-		return &publicClient{id: id, loginURL: s.issuer + "/login-actions/authenticate"}, nil
+		return &publicClient{id: id, loginURL: s.issuer + "/login-actions/authenticate", idTTL: s.accessTTL}, nil
 	case DefaultIntrospectionClientID:
 		return &introspectionClient{}, nil
 	}
