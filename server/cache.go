@@ -40,7 +40,7 @@ type cacheEntry struct {
 	key      cacheKey
 	id       Identity
 	kid      string // shared with the key set's verifyKey
-	deadline int64 // UnixNano after which the token is expired (leeway included)
+	deadline int64  // UnixNano after which the token is expired (leeway included)
 	slot     int
 	ref      atomic.Bool
 }
@@ -85,7 +85,7 @@ func (c *tokenCache) get(key *cacheKey, now int64, keys *keySet) *Identity {
 	if e == nil || now > e.deadline {
 		return nil
 	}
-	if _, ok := keys.byKID[e.kid]; !ok && e.kid != "" {
+	if _, ok := keys.byKID[e.kid]; !ok {
 		return nil
 	}
 	if !e.ref.Load() {

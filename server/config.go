@@ -99,13 +99,10 @@ func (c *Config) Validate() error {
 			add("listen %q: want HOST:PORT, e.g. 127.0.0.1:8080", c.Listen)
 		}
 	}
-	switch {
-	case c.Issuer == "":
+	if c.Issuer == "" {
 		add("issuer is required: the broker's OpenID issuer URL, e.g. https://sso.example.com/realms/pbench")
-	default:
-		if err := checkIssuer(c.Issuer); err != nil {
-			errs = append(errs, err)
-		}
+	} else if err := checkIssuer(c.Issuer); err != nil {
+		errs = append(errs, err)
 	}
 	if strings.TrimSpace(c.ClientID) != c.ClientID || c.ClientID == "" {
 		add("client-id %q: must be non-empty, without surrounding spaces", c.ClientID)

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -223,7 +224,8 @@ func (s *Server) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		for _, rule := range s.rules {
-			if rule.matches(r.URL.Path) && !id.HasRole(rule.role) {
+			// path.Clean: "/api/v1//admin/." must not escape "/api/v1/admin".
+			if rule.matches(path.Clean("/"+r.URL.Path)) && !id.HasRole(rule.role) {
 				record(w, outcomeForbidden, id.Username)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="pbench", error="insufficient_scope"`)
 				writeMessage(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the role %q needed for %s", id.Username, rule.role, rule.prefix))

@@ -263,6 +263,18 @@ func TestRequireRole(t *testing.T) {
 	if status != http.StatusForbidden || !strings.Contains(body, `lacks the role \"ADMIN\"`) {
 		t.Errorf("without ADMIN: status %d, body %s", status, body)
 	}
+	// An embedder's handler sees raw paths: they are cleaned before matching.
+	api := h.srv.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, p := range []string{"/api/v1//user", "/api/v1/x/../user/", "/api/v1/user/."} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL.Path = p
+		req.Header.Set("Authorization", "Bearer "+plain)
+		api.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("%s without ADMIN: status %d", p, rec.Code)
+		}
+	}
 }
 
 func TestRoleRuleMatching(t *testing.T) {
@@ -627,5 +639,21 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 	}
 	if def := DefaultConfig(); def.Validate() == nil || !strings.Contains(def.Validate().Error(), "issuer is required") {
 		t.Errorf("missing issuer not reported")
+	}
+}
+
+// With the default audience (the client id), a Keycloak ID token has the
+// right aud: only its typ tells it apart from an access token.
+func TestIDTokenRefusedWithDefaultAudience(t *testing.T) {
+	ti := newTestIssuer(t)
+	h := newHarness(t, ti, func(c *Config) { c.Audiences = nil })
+	access := ti.token(h.clock.Now(), func(c map[string]any) { c["aud"] = "pbench-client" })
+	if status, _, body := h.get(t, "/api/v1/user", access); status != http.StatusOK {
+		t.Fatalf("access token: status %d, body %s", status, body)
+	}
+	id := ti.token(h.clock.Now(), func(c map[string]any) { c["aud"], c["typ"], c["at_hash"] = "pbench-client", "ID", "x" })
+	status, _, body := h.get(t, "/api/v1/user", id)
+	if status != http.StatusUnauthorized || !strings.Contains(body, "not an access token") {
+		t.Errorf("ID token: status %d, body %s", status, body)
 	}
 }

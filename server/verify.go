@@ -121,6 +121,11 @@ func (v *verifier) verify(ctx context.Context, token string) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
+	if kid == "" {
+		// A key without a kid cannot be tracked when it leaves the JWKS: do
+		// not remember what it verified.
+		return &id, nil
+	}
 	return v.cache.put(&key, id, kid, deadline, now.UnixNano()), nil
 }
 
