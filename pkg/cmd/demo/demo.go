@@ -292,7 +292,11 @@ func (d *demo) call(server, path string, want int, flags ...string) func(context
 			return fmt.Errorf("no answer from the server: %w", err)
 		}
 		if got != want {
-			return fmt.Errorf("the server answered %d, the seed wants %d (%v)", got, want, err)
+			mismatch := fmt.Errorf("the server answered %d, the seed wants %d", got, want)
+			if err != nil {
+				return fmt.Errorf("%w: %w", mismatch, err)
+			}
+			return mismatch
 		}
 		d.say("the server answered %d %s, as the seed says", got, http.StatusText(got))
 		return nil
