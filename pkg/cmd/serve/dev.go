@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -96,6 +97,9 @@ func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMu
 			audience = append(audience, a)
 		}
 	}
+	// The op library logs through slog's default logger: send it to stderr in
+	// the server's format, warnings and errors only (its info lines are noise).
+	slog.SetDefault(slog.New(libraryHandler(opts.IO.ErrOut, cfg.LogFormat)))
 	b, err := devbroker.New(devbroker.Options{
 		Issuer:     scheme + "://" + host + "/realms/" + d.DevRealm,
 		Realm:      d.DevRealm,
@@ -141,6 +145,14 @@ func devHost(addr net.Addr, allowRemote bool) (string, error) {
 		return net.JoinHostPort(name, port), nil
 	}
 	return net.JoinHostPort(tcp.IP.String(), port), nil
+}
+
+func libraryHandler(w io.Writer, format string) slog.Handler {
+	ho := &slog.HandlerOptions{Level: slog.LevelWarn}
+	if format == "json" {
+		return slog.NewJSONHandler(w, ho)
+	}
+	return slog.NewTextHandler(w, ho)
 }
 
 func printDevBanner(w io.Writer, b *devbroker.Broker, d devOptions) {
