@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -146,6 +147,20 @@ func TestServeDevEndToEnd(t *testing.T) {
 		}
 	}
 	getJSON(t, base+"/api/v1/user", "not-a-token", http.StatusUnauthorized, nil)
+
+	// A plain `serve` elsewhere, pointed at the dev broker's issuer and
+	// requiring ADMIN, accepts the same tokens: nothing is special-cased.
+	plain := server.DefaultConfig()
+	plain.Issuer = issuer
+	plain.RequireRoles = []string{"/api/v1/user=ADMIN"}
+	plainSrv, err := server.New(t.Context(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := httptest.NewServer(plainSrv.Handler())
+	defer other.Close()
+	getJSON(t, other.URL+"/api/v1/user", devLogin(t, issuer, "admin", "admin"), http.StatusOK, nil)
+	getJSON(t, other.URL+"/api/v1/user", devLogin(t, issuer, "user", "user"), http.StatusForbidden, nil)
 }
 
 // devLogin runs the code flow with PKCE against the dev broker, as the CLI does.
