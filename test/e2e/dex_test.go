@@ -1,0 +1,113 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// dexVersion is the Dex that test/e2e/dex/build.sh builds; keep them in step.
+const dexVersion = "v0.0.0-20260806151424-ab64ed778070"
+
+// The upstream identity provider's user. aliceHash is bcrypt(alicePassword,
+// cost 10): golang.org/x/crypto is not in pbench-auth's module graph.
+const (
+	aliceEmail    = "alice@idp.example"
+	aliceName     = "alice"
+	alicePassword = "alice-e2e-password"
+	aliceHash     = "$2a$10$73VDXRhBTUZz7Kb9wMvJ1uFUGYnWhGsFJihBiA7A4TRpRTZWm9h7S"
+)
+
+// dexBinary finds the Dex built by test/e2e/dex/build.sh: $PBENCH_AUTH_DEX,
+// else the build cache.
+func dexBinary() string {
+	if p := os.Getenv("PBENCH_AUTH_DEX"); p != "" {
+		return p
+	}
+	cache := os.Getenv("PBENCH_AUTH_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "pbench-auth")
+	}
+	return filepath.Join(cache, "dex-"+dexVersion)
+}
+
+func executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// startDex writes config (Dex reads YAML, of which JSON is a subset) and
+// runs `dex serve` with sessions on (Dex's refresh grant needs them), then
+// waits for its discovery document. It returns the issuer.
+func startDex(t *testing.T, name, addr string, config map[string]any) string {
+	t.Helper()
+	issuer := "http://" + addr + "/dex"
+	config["issuer"] = issuer
+	config["storage"] = map[string]any{"type": "memory"}
+	config["web"] = map[string]any{"http": addr}
+	config["logger"] = map[string]any{"level": "debug"}
+	b, err := json.MarshalIndent(config, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemon(t, name, []string{"DEX_SESSIONS_ENABLED=true"}, dexBinary(), "serve", path)
+	waitHTTP(t, name, issuer+"/.well-known/openid-configuration")
+	return issuer
+}
+
+// startDexPair starts the upstream identity provider (Dex with alice in its
+// password database) and the identity broker (Dex federating to it through
+// its oidc connector, with the public client pbench-client). The broker's
+// access tokens live 30 s, within session's minimum refresh margin, so every
+// `call` refreshes them through both Dex instances first.
+func startDexPair(t *testing.T) (broker string) {
+	t.Helper()
+	idpAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	brokerCallback := "http://" + brokerAddr + "/dex/callback"
+
+	idp := startDex(t, "dex-idp", idpAddr, map[string]any{
+		"oauth2":           map[string]any{"skipApprovalScreen": true},
+		"enablePasswordDB": true,
+		"staticPasswords": []map[string]any{{
+			"email": aliceEmail, "username": aliceName, "preferredUsername": aliceName,
+			"userID": "0c7a6d3e-alice", "hash": aliceHash,
+		}},
+		"staticClients": []map[string]any{{
+			"id": "dex-broker", "secret": "broker-to-idp-secret", "name": "Identity broker",
+			"redirectURIs": []string{brokerCallback},
+		}},
+	})
+
+	return startDex(t, "dex-broker", brokerAddr, map[string]any{
+		// The broker asks the user to approve, and offers two ways in (its
+		// own password database and the upstream IdP), like a Keycloak realm
+		// with an identity provider: the browser has to pick the upstream.
+		"oauth2":           map[string]any{"skipApprovalScreen": false},
+		"expiry":           map[string]any{"idTokens": "30s"},
+		"enablePasswordDB": true,
+		"staticPasswords": []map[string]any{{
+			"email": "local@broker.example", "username": "local", "userID": "local-0001", "hash": aliceHash,
+		}},
+		"connectors": []map[string]any{{
+			"type": "oidc", "id": "upstream", "name": "Upstream IdP",
+			"config": map[string]any{
+				"issuer": idp, "clientID": "dex-broker", "clientSecret": "broker-to-idp-secret",
+				"redirectURI": brokerCallback,
+				"scopes":      []string{"openid", "profile", "email", "offline_access"},
+			},
+		}},
+		"staticClients": []map[string]any{{
+			// Public, with no redirect URIs: Dex then accepts any loopback
+			// redirect, whatever port the CLI listens on.
+			"id": "pbench-client", "name": "Pbench", "public": true,
+		}},
+	})
+}

@@ -1,0 +1,298 @@
+//go:build e2e
+
+// Package e2e runs the seed sequence (third_party_token_management.md) on
+// real processes: an identity provider, an identity broker federating to it,
+// `pbench-auth serve` as the Pbench server, and the `pbench-auth` CLI logging
+// in through headless Chromium, keeping its tokens in the Secret Service and
+// calling the server.
+//
+// Run it under scripts/with-keyring.sh after test/e2e/dex/build.sh:
+//
+//	scripts/with-keyring.sh go test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+//
+// Without Chromium, Dex or a keyring the tests skip, saying what is missing;
+// with CI=true they fail instead.
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
+)
+
+// TestSeedDex: Dex (IdP) -> Dex (broker, oidc connector) -> serve -> CLI.
+//
+// Dex has no roles claim, so the role rule is checked from the other side:
+// serve requires ADMIN below /api/v1/admin, which no Dex user has, and the
+// call there must be 403 while /api/v1/user is 200 for the same token.
+// Dex has no RFC 7009 revocation endpoint either: logout deletes the tokens
+// and must say that the broker could not revoke them.
+func TestSeedDex(t *testing.T) {
+	bin := prerequisites(t)
+	need(t, executable(dexBinary()), "no Dex at %s: run test/e2e/dex/build.sh, or set PBENCH_AUTH_DEX", dexBinary())
+
+	broker := startDexPair(t)
+	up := newUpstream(t)
+	addr := freeAddr(t)
+	daemon(t, "serve", nil, bin, "serve", "--listen", addr, "--issuer", broker, "--client-id", "pbench-client",
+		"--require-role", "/api/v1/admin=ADMIN", "--upstream", up.srv.URL)
+	waitHTTP(t, "serve", "http://"+addr+"/readyz")
+
+	runSeed(t, seed{
+		bin:       bin,
+		server:    "http://" + addr,
+		upstream:  up,
+		wantEmail: aliceEmail,
+		revokes:   false,
+		signIn: func(authURL string) chromedp.Tasks {
+			return chromedp.Tasks{
+				chromedp.Navigate(authURL),
+				// The broker's page: pick the upstream identity provider.
+				chromedp.Click(`//a[contains(., "Log in with Upstream IdP")]`, chromedp.BySearch),
+				// The upstream IdP's password form.
+				chromedp.WaitVisible(`#login`, chromedp.ByID),
+				chromedp.SendKeys(`#login`, aliceEmail, chromedp.ByID),
+				chromedp.SendKeys(`#password`, alicePassword, chromedp.ByID),
+				chromedp.Click(`#submit-login`, chromedp.ByID),
+				// Back at the broker: approve the client.
+				chromedp.Click(`//button[contains(., "Grant Access")]`, chromedp.BySearch),
+			}
+		},
+	})
+}
+
+// TestSeedDevBroker: the same sequence against `serve --dev`, whose broker
+// issues Keycloak-shaped tokens with realm roles and revokes on logout.
+func TestSeedDevBroker(t *testing.T) {
+	bin := prerequisites(t)
+	up := newUpstream(t)
+	addr := freeAddr(t)
+	daemon(t, "serve --dev", nil, bin, "serve", "--dev", "--listen", addr,
+		"--dev-user", aliceName+":"+alicePassword+":USER", "--dev-token-ttl", "10s",
+		"--require-role", "/api/v1/admin=ADMIN", "--upstream", up.srv.URL)
+	waitHTTP(t, "serve --dev", "http://"+addr+"/readyz")
+
+	runSeed(t, seed{
+		bin:          bin,
+		server:       "http://" + addr,
+		upstream:     up,
+		wantUsername: aliceName,
+		revokes:      true,
+		signIn: func(authURL string) chromedp.Tasks {
+			return chromedp.Tasks{
+				chromedp.Navigate(authURL),
+				chromedp.WaitVisible(`input[name=username]`, chromedp.ByQuery),
+				chromedp.SendKeys(`input[name=username]`, aliceName, chromedp.ByQuery),
+				chromedp.SendKeys(`input[name=password]`, alicePassword, chromedp.ByQuery),
+				chromedp.Submit(`#login`, chromedp.ByID),
+			}
+		},
+	})
+}
+
+// prerequisites checks for Chromium and the Secret Service, and builds the CLI.
+func prerequisites(t *testing.T) string {
+	t.Helper()
+	need(t, executable(chromiumPath()), "no Chromium at %s: apt-get install chromium, or set PBENCH_AUTH_CHROMIUM", chromiumPath())
+	need(t, os.Getenv("PBENCH_AUTH_TEST_KEYRING") == "1",
+		"no Secret Service: run under scripts/with-keyring.sh (it sets PBENCH_AUTH_TEST_KEYRING=1)")
+	bin, err := buildCLI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// upstream stands for the Pbench API behind serve's gateway: it records the
+// identity headers serve forwards.
+type upstream struct {
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	forwarded []http.Header
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.forwarded = append(u.forwarded, r.Header.Clone())
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"datasets": []}`))
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.forwarded)
+}
+
+func (u *upstream) last() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.forwarded) == 0 {
+		return nil
+	}
+	return u.forwarded[len(u.forwarded)-1]
+}
+
+// seed is one run of the sequence against one broker.
+type seed struct {
+	bin      string
+	server   string
+	upstream *upstream
+	// signIn drives the browser from the broker's login URL until the
+	// broker redirects to the CLI's loopback listener.
+	signIn func(authURL string) chromedp.Tasks
+	// The identity /api/v1/user must report (empty: not checked).
+	wantEmail, wantUsername string
+	// revokes: the broker has a revocation endpoint, so after logout it
+	// must refuse the refresh token.
+	revokes bool
+}
+
+func runSeed(t *testing.T, s seed) {
+	state, config := t.TempDir(), t.TempDir()
+	c := &cli{t: t, bin: s.bin, env: []string{
+		"XDG_STATE_HOME=" + state, "XDG_CONFIG_HOME=" + config,
+		"PBENCH_SERVER=", "PBENCH_AUTH_TOKEN_STORE=",
+	}}
+	store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindKeyring, Dir: filepath.Join(state, "pbench-auth")})
+	if err != nil {
+		t.Fatalf("open the Secret Service as the CLI does: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Delete(s.server) })
+
+	// Seed steps 1-10: login, its browser being headless Chromium.
+	l := c.startLogin("--server", s.server, "--token-store", "keyring", "--scope", "offline_access", "--timeout", "2m")
+	if u, err := url.Parse(l.authURL); err != nil || u.Query().Get("code_challenge_method") != "S256" {
+		t.Errorf("login URL %q: want PKCE S256", l.authURL)
+	}
+	ctx := browser(t)
+	if err := chromedp.Run(ctx, s.signIn(l.authURL)); err != nil {
+		t.Fatalf("sign in with Chromium (at %s): %v", location(ctx), err)
+	}
+	if r := l.wait(t); r.code != 0 {
+		t.Fatalf("login exited %d: %s", r.code, r.stderr)
+	}
+	atLogin, err := store.Load(s.server)
+	if err != nil {
+		t.Fatalf("tokens in the Secret Service after login: %v", err)
+	}
+	if atLogin.RefreshToken == "" {
+		t.Fatal("login stored no refresh token (offline_access)")
+	}
+
+	// Step 11-13: the identity the server extracted from the token.
+	r := c.run("call", "--server", s.server, "--token-store", "keyring", "/api/v1/user")
+	if r.code != 0 {
+		t.Fatalf("call /api/v1/user exited %d: %s", r.code, r.stderr)
+	}
+	var id struct{ Sub, Username, Email string }
+	if err := json.Unmarshal([]byte(r.stdout), &id); err != nil {
+		t.Fatalf("/api/v1/user answered %q: %v", r.stdout, err)
+	}
+	if id.Sub == "" || (s.wantEmail != "" && id.Email != s.wantEmail) || (s.wantUsername != "" && id.Username != s.wantUsername) {
+		t.Errorf("/api/v1/user = %+v, want sub set, email %q, username %q", id, s.wantEmail, s.wantUsername)
+	}
+	// The access token lives less than the refresh margin, so that call
+	// refreshed it at the broker (through the IdP, for Dex) and stored it.
+	afterCall, err := store.Load(s.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if afterCall.AccessToken == atLogin.AccessToken {
+		t.Error("call did not refresh an access token that expires within the margin")
+	}
+	for _, secret := range []string{atLogin.AccessToken, atLogin.RefreshToken, afterCall.AccessToken, afterCall.RefreshToken} {
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Error("call printed a token")
+		}
+	}
+
+	// Gateway: the request reaches the Pbench API with the identity.
+	r = c.run("call", "--server", s.server, "--token-store", "keyring", "/api/v1/datasets?mine=true")
+	if r.code != 0 || !strings.Contains(r.stdout, `"datasets"`) {
+		t.Errorf("call /api/v1/datasets exited %d with %q, want 0 and the upstream's answer", r.code, r.stdout)
+	}
+	if h := s.upstream.last(); h == nil || (s.wantEmail != "" && h.Get("X-Forwarded-Email") != s.wantEmail) ||
+		(s.wantUsername != "" && h.Get("X-Forwarded-User") != s.wantUsername) {
+		t.Errorf("upstream got identity headers %v", h)
+	}
+
+	// The role rule: a valid token without ADMIN is refused below /api/v1/admin.
+	r = c.run("call", "--server", s.server, "--token-store", "keyring", "/api/v1/admin/users")
+	if r.code != 6 || !strings.Contains(r.stdout, "ADMIN") {
+		t.Errorf("call /api/v1/admin/users exited %d with %q, want 6 (4xx) and a message naming the role", r.code, r.stdout)
+	}
+	if n := s.upstream.count(); n != 1 {
+		t.Errorf("the upstream API got %d requests, want 1 (the 403 must not reach it)", n)
+	}
+
+	// Logout, then nothing works any more.
+	beforeLogout, err := store.Load(s.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := c.run("logout", "--server", s.server, "--token-store", "keyring")
+	if lo.code != 0 {
+		t.Fatalf("logout exited %d: %s", lo.code, lo.stderr)
+	}
+	if _, err := store.Load(s.server); !errors.Is(err, tokenstore.ErrNotFound) {
+		t.Errorf("tokens still in the Secret Service after logout: %v", err)
+	}
+	r = c.run("call", "--server", s.server, "--token-store", "keyring", "/api/v1/user")
+	if r.code != 3 || !strings.Contains(r.stderr, "pbench-auth login") {
+		t.Errorf("call after logout exited %d (%s), want 3 and how to log in", r.code, r.stderr)
+	}
+
+	// The broker's side of logout.
+	status, oauthErr := refreshGrant(t, beforeLogout)
+	if s.revokes {
+		if status != http.StatusBadRequest || oauthErr != "invalid_grant" {
+			t.Errorf("the broker answered %d %q to the revoked refresh token, want 400 invalid_grant", status, oauthErr)
+		}
+		return
+	}
+	t.Logf("the broker, which cannot revoke, answered %d %q to the logged-out refresh token", status, oauthErr)
+	if !strings.Contains(lo.stderr, "revocation endpoint") {
+		t.Error("logout did not say that the broker has no revocation endpoint, so the tokens stay valid there")
+	}
+}
+
+// refreshGrant redeems ts's refresh token at its broker as the public client
+// would, and returns the HTTP status and the OAuth error code, if any.
+func refreshGrant(t *testing.T, ts *tokenstore.TokenSet) (int, string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ts.RefreshToken}, "client_id": {ts.ClientID}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("refresh grant at %s: %v", ts.TokenEndpoint, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var answer struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&answer)
+	return resp.StatusCode, answer.Error
+}

@@ -1,0 +1,214 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// need skips the test when a real component is missing, with what to do —
+// except in CI (CI=true), where a missing component is a failure: the end to
+// end test must not pass by skipping there.
+func need(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI=true: " + msg)
+	}
+	t.Skip(msg)
+}
+
+// freeAddr returns a free 127.0.0.1 address for a process that must know
+// its own URL before it starts (an OpenID issuer).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// buildCLI builds the pbench-auth binary under test once per test binary.
+var buildCLI = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pbench-auth-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pbench-auth")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/distributed-system-analysis/pbench-auth/cmd/pbench-auth")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build pbench-auth: %w\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// syncBuffer collects a process's output for the test log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// daemon starts a long-running process whose output goes to the test log
+// when the test fails; it is killed at the end of the test.
+func daemon(t *testing.T, name string, env []string, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...) // #nosec G204 -- binaries the test built or found
+	cmd.Env = append(os.Environ(), env...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", name, out.String())
+		}
+	})
+}
+
+// waitHTTP polls url until it answers 200, failing after a minute (a bound
+// on start-up, not a measurement).
+func waitHTTP(t *testing.T, name, url string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s did not become ready at %s: %v", name, url, last)
+}
+
+// cli runs the pbench-auth binary as a user would, in env.
+type cli struct {
+	t   *testing.T
+	bin string
+	env []string
+}
+
+// result is one finished CLI run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (c *cli) run(args ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, args...) // #nosec G204 -- the binary under test
+	cmd.Env = append(os.Environ(), c.env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		c.t.Fatalf("pbench-auth %s: %v", strings.Join(args, " "), err)
+	}
+	r := result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	c.t.Logf("pbench-auth %s -> exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+// login is a `pbench-auth login --no-browser` in progress.
+type login struct {
+	authURL string
+	done    chan result
+}
+
+// startLogin starts `pbench-auth login --no-browser args...` and returns the
+// broker URL it prints, for the test's browser to open.
+func (c *cli) startLogin(args ...string) *login {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), 3*time.Minute)
+	args = append([]string{"login", "--no-browser"}, args...)
+	cmd := exec.CommandContext(ctx, c.bin, args...) // #nosec G204 -- the binary under test
+	cmd.Env = append(os.Environ(), c.env...)
+	var stdout bytes.Buffer
+	stderr := &syncBuffer{}
+	pr, pw := io.Pipe()
+	cmd.Stdout = &stdout
+	cmd.Stderr = io.MultiWriter(stderr, pw)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		c.t.Fatalf("start login: %v", err)
+	}
+	l := &login{done: make(chan result, 1)}
+	go func() {
+		err := cmd.Wait()
+		_ = pw.Close()
+		cancel()
+		code := 0
+		if err != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		l.done <- result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	}()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "http://") || strings.HasPrefix(line, "https://") {
+			l.authURL = line
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if l.authURL == "" {
+		r := <-l.done
+		c.t.Fatalf("login printed no URL (exit %d): %s", r.code, r.stderr)
+	}
+	return l
+}
+
+// wait returns the login's result.
+func (l *login) wait(t *testing.T) result {
+	t.Helper()
+	r := <-l.done
+	t.Logf("pbench-auth login -> exit %d\nstderr: %s", r.code, r.stderr)
+	return r
+}
