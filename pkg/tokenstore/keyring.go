@@ -302,7 +302,7 @@ func (s *keyringStore) call(fn func() error) error {
 			return err
 		}
 		return &unavailableError{
-			msg: fmt.Sprintf("the OS keyring is not available (%v): unlock it, or use --token-store file", err),
+			msg: fmt.Sprintf("the OS keyring is not available (%v): start or unlock it, or use --token-store file", err),
 			err: err,
 		}
 	case <-timer.C:

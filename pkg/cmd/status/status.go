@@ -71,6 +71,8 @@ type Status struct {
 	RefreshExpiry  time.Time `json:"refresh_expiry,omitzero"`
 	Store          string    `json:"store"`
 	Location       string    `json:"location"`
+	// Warning is set when the tokens are in the file store.
+	Warning string `json:"warning,omitempty"`
 }
 
 func run(ctx context.Context, opts *Options) error {
@@ -97,7 +99,7 @@ func run(ctx context.Context, opts *Options) error {
 		describe(&st, ts)
 	}
 	if st.Store == tokenstore.KindFile {
-		_, _ = fmt.Fprintf(opts.IO.ErrOut, "warning: tokens are kept in the file %s, not in the OS keyring\n", st.Location)
+		st.Warning = "tokens are kept in a file, not in the OS keyring: anyone who can read it as you can use them"
 	}
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
@@ -201,6 +203,9 @@ func printText(w io.Writer, st *Status, now time.Time) error {
 		line("refresh token", expiry(st.RefreshExpiry, now, "no expiry given"))
 	}
 	line("token store", st.Store+" ("+st.Location+")")
+	if st.Warning != "" {
+		line("warning", st.Warning)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -85,9 +85,8 @@ func TestStatusLoggedIn(t *testing.T) {
 	if want := []string{"offline_access", "pbench-user", "admin"}; !slices.Equal(st.Roles, want) {
 		t.Errorf("roles = %v, want %v (realm roles, then the client's, no duplicates, not other clients')", st.Roles, want)
 	}
-	if st.Store != "file" || st.Location != fx.store.Location(server) ||
-		!strings.Contains(fx.errOut.String(), "warning: tokens are kept in the file "+st.Location) {
-		t.Errorf("store %q at %q, stderr %q: want the file store, with a warning", st.Store, st.Location, fx.errOut)
+	if st.Store != "file" || st.Location != fx.store.Location(server) || !strings.Contains(st.Warning, "not in the OS keyring") {
+		t.Errorf("store %q at %q, warning %q: want the file store, with a warning", st.Store, st.Location, st.Warning)
 	}
 	if strings.Contains(fx.out.String(), ts.AccessToken) || strings.Contains(fx.out.String(), "refresh-0") {
 		t.Fatal("status prints a token")
@@ -100,7 +99,7 @@ func TestStatusText(t *testing.T) {
 	if code, err := fx.status(); code != 0 {
 		t.Fatalf("exit %d: %v", code, err)
 	}
-	for _, want := range []string{"server:", server, "alice <alice@example.com>", "offline_access, pbench-user, admin", "(in 4m0s)", "(in 1h0m0s)", "file ("} {
+	for _, want := range []string{"server:", server, "alice <alice@example.com>", "offline_access, pbench-user, admin", "(in 4m0s)", "(in 1h0m0s)", "file (", "warning:"} {
 		if !strings.Contains(fx.out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, fx.out)
 		}
