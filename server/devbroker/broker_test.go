@@ -475,8 +475,8 @@ func TestLogoutWithRefreshTokenEndsSession(t *testing.T) {
 		t.Fatalf("logout: %s, want 204", resp.Status)
 	}
 	status, m := tb.refresh(t, tok.RefreshToken)
-	if status != http.StatusBadRequest || m["error"] != "invalid_grant" {
-		t.Errorf("refresh after logout: %d %v, want invalid_grant", status, m)
+	if status != http.StatusBadRequest || m["error"] != "invalid_grant" || m["error_description"] != "Session not active" {
+		t.Errorf("refresh after logout: %d %v, want invalid_grant \"Session not active\"", status, m)
 	}
 	if tb.introspect(t, tok.AccessToken) {
 		t.Error("access token still active after logout")

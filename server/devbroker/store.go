@@ -61,6 +61,7 @@ type session struct {
 	clientID string
 	authTime time.Time
 	ended    bool
+	expires  time.Time // when its last token expires; purged after
 }
 
 type refreshToken struct {
@@ -152,6 +153,11 @@ func (s *store) purge(now time.Time) {
 			s.deleteDevice(code)
 		}
 	}
+	for id, ss := range s.sessions {
+		if now.After(ss.expires) {
+			delete(s.sessions, id)
+		}
+	}
 }
 
 func (s *store) deleteRequest(id string) {
@@ -173,7 +179,8 @@ func (s *store) deleteDevice(deviceCode string) {
 }
 
 func (s *store) newSession(subject, clientID string, authTime time.Time) *session {
-	ss := &session{id: newID(), subject: subject, clientID: clientID, authTime: authTime}
+	ss := &session{id: newID(), subject: subject, clientID: clientID, authTime: authTime,
+		expires: authTime.Add(authRequestTTL + s.refreshTTL)}
 	s.sessions[ss.id] = ss
 	return ss
 }
@@ -183,16 +190,18 @@ func (s *store) activeSession(sid string) (*session, bool) {
 	return ss, ok && !ss.ended
 }
 
+// endSession ends a session: its refresh tokens are then refused with
+// "Session not active" and its access tokens are inactive in introspection.
 func (s *store) endSession(sid string) {
-	ss, ok := s.sessions[sid]
-	if !ok {
-		return
+	if ss, ok := s.sessions[sid]; ok {
+		ss.ended = true
 	}
-	ss.ended = true
-	for t, r := range s.refresh {
-		if r.sid == sid {
-			delete(s.refresh, t)
-		}
+}
+
+// extendSession keeps a session until its newest token expires.
+func (s *store) extendSession(sid string, until time.Time) {
+	if ss, ok := s.sessions[sid]; ok && until.After(ss.expires) {
+		ss.expires = until
 	}
 }
 
@@ -298,6 +307,7 @@ func (s *store) CreateAccessToken(_ context.Context, req op.TokenRequest) (strin
 		return "", time.Time{}, fmt.Errorf("unsupported token request %T", req)
 	}
 	jti, exp := s.newAccessToken(g)
+	s.extendSession(g.SessionID, exp)
 	return jti, exp, nil
 }
 
@@ -343,6 +353,7 @@ func (s *store) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequ
 		expires: now.Add(s.refreshTTL),
 	}
 	jti, exp := s.newAccessToken(g)
+	s.extendSession(g.SessionID, now.Add(max(s.refreshTTL, s.accessTTL)))
 	return jti, token, exp, nil
 }
 
@@ -442,10 +453,12 @@ func (s *store) RevokeToken(_ context.Context, tokenOrID, _, clientID string) *o
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.refresh[tokenOrID]; ok {
-		if s.sessions[r.sid].clientID != clientID {
-			return oidc.ErrInvalidClient().WithDescription("the token was issued to another client")
+		if ss, ok := s.sessions[r.sid]; ok {
+			if ss.clientID != clientID {
+				return oidc.ErrInvalidClient().WithDescription("the token was issued to another client")
+			}
+			s.endSession(r.sid)
 		}
-		s.endSession(r.sid)
 		return nil
 	}
 	if a, ok := s.access[tokenOrID]; ok {
@@ -464,7 +477,11 @@ func (s *store) GetRefreshTokenInfo(_ context.Context, _ string, token string) (
 	if !ok {
 		return "", "", op.ErrInvalidRefreshToken
 	}
-	return s.sessions[r.sid].subject, token, nil
+	ss, ok := s.sessions[r.sid]
+	if !ok {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return ss.subject, token, nil
 }
 
 // activeAccess finds an access token that is neither expired, revoked nor of
