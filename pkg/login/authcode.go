@@ -51,7 +51,10 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 		LocalServerMiddleware:   guard.middleware,
 		LocalServerReadyChan:    ready,
 	}
-	go func() {
+	// Once the listener is up, send the user to the broker. Login waits for
+	// this to end, so that nothing is printed after it returns.
+	var shown sync.WaitGroup
+	shown.Go(func() {
 		select {
 		case <-ready:
 			o.Tracef("listening on %s for the broker's redirect (loopback only)", redirectURI)
@@ -59,8 +62,9 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 			o.showAuthURL(authURL)
 		case <-ctx.Done():
 		}
-	}()
+	})
 	tok, err := oauth2cli.GetToken(ctx, cfg)
+	shown.Wait()
 	if refusal := guard.brokerRefusal(); refusal != nil {
 		return nil, refusal
 	}

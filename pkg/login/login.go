@@ -134,17 +134,17 @@ func Login(ctx context.Context, opts Options) (*Result, error) {
 	case parent.Err() != nil:
 		return nil, cmdutil.WithExitCode(cmdutil.ExitCancelled, errors.New("login interrupted"))
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("login timed out after %s without an answer from the broker: %w; "+
-			"run the login again (--timeout sets the wait)", o.Timeout, errTimeout(o.Device))
+		return nil, fmt.Errorf("login timed out after %s: %s; run the login again (--timeout sets the wait): %w",
+			o.Timeout, timeoutHint(o.Device), err)
 	}
 	return nil, err
 }
 
-func errTimeout(device bool) error {
+func timeoutHint(device bool) string {
 	if device {
-		return errors.New("the code was not entered at the verification URI in time")
+		return "the code was not entered at the verification URI in time"
 	}
-	return errors.New("the browser never came back to the loopback listener; on a host without a browser use --device")
+	return "the browser never came back to the loopback listener (on a host without a browser, use --device)"
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -184,7 +184,7 @@ func (o *Options) oauth2Config() oauth2.Config {
 	ep.AuthStyle = oauth2.AuthStyleInParams
 	scopes := slices.Clone(DefaultScopes)
 	for _, s := range o.ExtraScopes {
-		if !slices.Contains(scopes, s) {
+		if s != "" && !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)
 		}
 	}

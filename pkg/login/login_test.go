@@ -127,7 +127,7 @@ func TestAuthCodeLogin(t *testing.T) {
 	res, err := login.Login(context.Background(), login.Options{
 		Broker:      broker,
 		Server:      "https://pbench.example.com",
-		ExtraScopes: []string{"roles", "email"},
+		ExtraScopes: []string{"roles", "email", ""},
 		Browser:     br.open,
 		Prompt:      prompt,
 		Tracef:      trace.Tracef,
@@ -286,7 +286,7 @@ func TestTimeout(t *testing.T) {
 		Browser: func(string) error { return nil }, // the user never finishes
 		Timeout: 50 * time.Millisecond,
 	})
-	if err == nil || !strings.Contains(err.Error(), "login timed out after 50ms") || !strings.Contains(err.Error(), "--device") {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "login timed out after 50ms") || !strings.Contains(err.Error(), "--device") {
 		t.Fatalf("got %v, want a timeout that says what to do", err)
 	}
 }
