@@ -444,6 +444,16 @@ func TestIntrospection(t *testing.T) {
 	if tb.introspect(t, tok.AccessToken+"x") {
 		t.Error("a tampered token is active")
 	}
+	// Revoking the access token (RFC 7009) makes it inactive; the session lives on.
+	status, _ := tb.postForm(t, tb.endpoint("revoke"), url.Values{
+		"token": {tok.AccessToken}, "token_type_hint": {"access_token"}, "client_id": {clientID},
+	})
+	if status != http.StatusOK || tb.introspect(t, tok.AccessToken) {
+		t.Errorf("revoked access token: revoke %d, still active", status)
+	}
+	if status, _ := tb.refresh(t, tok.RefreshToken); status != http.StatusOK {
+		t.Errorf("refresh after revoking only the access token: %d, want 200", status)
+	}
 	// The public client may not introspect.
 	status, m := tb.postForm(t, tb.endpoint("token/introspect"), url.Values{"token": {tok.AccessToken}, "client_id": {clientID}})
 	if status < 400 || m["active"] == true {
