@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -204,6 +205,10 @@ func TestDiscover(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "issuer mismatch") ||
 			!strings.Contains(err.Error(), `names issuer "`+issuer+`", not "`+issuer+`/"`) {
 			t.Fatalf("got %v, want an issuer mismatch naming both issuers", err)
+		}
+		var mismatch *IssuerMismatchError
+		if !errors.As(err, &mismatch) || mismatch.Expected != issuer+"/" || mismatch.Discovered != issuer {
+			t.Errorf("error %#v is not an IssuerMismatchError with both issuers", err)
 		}
 	})
 
