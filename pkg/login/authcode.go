@@ -59,7 +59,7 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 		case <-ready:
 			o.Tracef("listening on %s for the broker's redirect (loopback only)", redirectURI)
 			o.Tracef("authorization URL (PKCE %s): %s", pkce, RedactURL(authURL))
-			o.showAuthURL(authURL)
+			o.showAuthURL(authURL, redirectURI)
 		case <-ctx.Done():
 		}
 	})
@@ -76,7 +76,7 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 
 // showAuthURL sends the user to the broker: through Browser, or by printing
 // the URL when there is none or it fails.
-func (o *Options) showAuthURL(authURL string) {
+func (o *Options) showAuthURL(authURL, redirectURI string) {
 	if o.Browser != nil {
 		o.Tracef("opening a browser at the authorization URL")
 		err := o.Browser(authURL)
@@ -86,7 +86,9 @@ func (o *Options) showAuthURL(authURL string) {
 		}
 		_, _ = fmt.Fprintf(o.Prompt, "pbench-auth: could not open a browser: %v\n", err)
 	}
-	_, _ = fmt.Fprintf(o.Prompt, "Open this URL in a browser on this machine to log in (waiting up to %s):\n\n    %s\n\n", o.Timeout, authURL)
+	_, _ = fmt.Fprintf(o.Prompt, "Open this URL in a browser to log in (waiting up to %s):\n\n    %s\n\n"+
+		"The broker then sends the browser to %s: it must reach this machine (over SSH, forward that port with ssh -L).\n",
+		o.Timeout, authURL, redirectURI)
 }
 
 // callbackGuard stands before oauth2cli's callback handler.
