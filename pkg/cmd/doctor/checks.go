@@ -30,16 +30,20 @@ const (
 	StatusSkip Status = "skip"
 )
 
-// mark is the status as shown at the start of a line: a symbol on a
-// terminal, a word a script can grep otherwise.
+// marks are the statuses as shown at the start of a line: a word that a
+// script can grep, or a symbol on a terminal.
+var marks = map[Status]struct{ text, tty string }{
+	StatusOK:   {"ok  ", "✓"},
+	StatusWarn: {"warn", "!"},
+	StatusFail: {"FAIL", "✗"},
+	StatusSkip: {"skip", "-"},
+}
+
 func (s Status) mark(tty bool) string {
-	symbols := map[Status][2]string{
-		StatusOK: {"ok  ", "✓"}, StatusWarn: {"warn", "!"}, StatusFail: {"FAIL", "✗"}, StatusSkip: {"skip", "-"},
-	}
 	if tty {
-		return symbols[s][1]
+		return marks[s].tty
 	}
-	return symbols[s][0]
+	return marks[s].text
 }
 
 // Result is one check: one line of the report, and how to fix it.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -165,9 +166,10 @@ func write(ios *cmdutil.IOStreams, asJSON bool, rep *Report) error {
 	}
 	fails, warns := 0, 0
 	for _, r := range rep.Checks {
-		fmt.Fprintf(&b, "%s %-*s  %s\n", r.Status.mark(ios.OutTTY), width, r.Name, r.Message)
+		mark := r.Status.mark(ios.OutTTY)
+		fmt.Fprintf(&b, "%s %-*s  %s\n", mark, width, r.Name, r.Message)
 		if r.Fix != "" {
-			fmt.Fprintf(&b, "%s %-*s  fix: %s\n", strings.Repeat(" ", len(r.Status.mark(ios.OutTTY))), width, "", r.Fix)
+			fmt.Fprintf(&b, "%*s  fix: %s\n", utf8.RuneCountInString(mark)+1+width, "", r.Fix)
 		}
 		switch r.Status {
 		case StatusFail:
