@@ -505,3 +505,43 @@ func TestBrokerRefusal(t *testing.T) {
 		t.Fatalf("got %v, want the broker's refusal in words", err)
 	}
 }
+
+// The listener is reachable on loopback only: while the login waits, its
+// port answers on 127.0.0.1 and not on this machine's other addresses.
+func TestListenerIsLoopbackOnly(t *testing.T) {
+	var external net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			external = n.IP
+			break
+		}
+	}
+	broker := startBroker(t)
+	br := &browser{t: t}
+	_, err := login.Login(context.Background(), login.Options{
+		Broker: broker,
+		Browser: func(authURL string) error {
+			u, _ := url.Parse(authURL)
+			redirect, _ := url.Parse(u.Query().Get("redirect_uri"))
+			if c, err := net.Dial("tcp", redirect.Host); err != nil {
+				t.Errorf("the listener does not answer on %s: %v", redirect.Host, err)
+			} else {
+				_ = c.Close()
+			}
+			if external != nil {
+				other := net.JoinHostPort(external.String(), redirect.Port())
+				if c, err := net.Dial("tcp", other); err == nil {
+					_ = c.Close()
+					t.Errorf("the listener answers on %s, reachable from other machines", other)
+				}
+			} else {
+				t.Log("no non-loopback IPv4 address here: only the loopback side is checked")
+			}
+			return br.open(authURL)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
