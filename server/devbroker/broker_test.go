@@ -263,6 +263,9 @@ func TestCodeFlowTokensVerifyWithGoOIDC(t *testing.T) {
 	if id["nonce"] != "n0nce" || id["typ"] != "ID" || id["at_hash"] == nil || id["preferred_username"] != "admin" {
 		t.Errorf("ID token claims = %v", id)
 	}
+	if aud, _ := id["aud"].(string); aud != clientID { // Keycloak: the client id alone
+		t.Errorf("ID token aud = %v, want %q", id["aud"], clientID)
+	}
 
 	// The access token is a JWT a resource server can verify with the JWKS.
 	access := claimsOf(t, tb.provider.Verifier(&oidc.Config{ClientID: clientID}), tb.ctx, tok.AccessToken)

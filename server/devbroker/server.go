@@ -87,11 +87,50 @@ func (s *legacyServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.A
 }
 
 func (s *legacyServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
-	return s.keycloakTokens(s.LegacyServer.CodeExchange(ctx, r))
+	req, _ := s.store.AuthRequestByCode(ctx, r.Data.Code) // read before the library consumes the code
+	resp, err := s.LegacyServer.CodeExchange(ctx, r)
+	if err == nil {
+		g, _ := req.(*grant)
+		err = s.clientIDToken(ctx, resp, g, r.Client, r.Data.Code)
+	}
+	return s.keycloakTokens(resp, err)
 }
 
 func (s *legacyServer) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
-	return s.keycloakTokens(s.LegacyServer.RefreshToken(ctx, r))
+	resp, err := s.LegacyServer.RefreshToken(ctx, r)
+	if at, ok := tokensOf(resp); err == nil && ok {
+		req, _ := s.store.TokenRequestByRefreshToken(ctx, at.RefreshToken)
+		g, _ := req.(*grant)
+		err = s.clientIDToken(ctx, resp, g, r.Client, "")
+	}
+	return s.keycloakTokens(resp, err)
+}
+
+func tokensOf(resp *op.Response) (*oidc.AccessTokenResponse, bool) {
+	if resp == nil {
+		return nil, false
+	}
+	at, ok := resp.Data.(*oidc.AccessTokenResponse)
+	return at, ok
+}
+
+// clientIDToken mints the response's ID token again with aud = the client
+// id alone, as Keycloak's is. The library gives the ID token the access
+// token's audience (here also "account" and the configured ones), because
+// both come from one request object.
+func (s *legacyServer) clientIDToken(ctx context.Context, resp *op.Response, g *grant, client op.Client, code string) error {
+	at, ok := tokensOf(resp)
+	if !ok || at.IDToken == "" || g == nil {
+		return nil
+	}
+	idg := *g
+	idg.Audience = []string{g.ClientID}
+	id, err := op.CreateIDToken(ctx, op.IssuerFromContext(ctx), &idg, client.IDTokenLifetime(), at.AccessToken, code, s.store, client)
+	if err != nil {
+		return fmt.Errorf("id token: %w", err)
+	}
+	at.IDToken = id
+	return nil
 }
 
 // DeviceToken is the library's device grant, with the approved
@@ -105,11 +144,12 @@ func (s *legacyServer) DeviceToken(ctx context.Context, r *op.ClientRequest[oidc
 	if err != nil {
 		return nil, err
 	}
-	resp, err := op.CreateDeviceTokenResponse(ctx, g, s.provider, r.Client)
+	tokens, err := op.CreateDeviceTokenResponse(ctx, g, s.provider, r.Client)
 	if err != nil {
 		return nil, err
 	}
-	return s.keycloakTokens(op.NewResponse(resp), nil)
+	resp := op.NewResponse(tokens)
+	return s.keycloakTokens(resp, s.clientIDToken(ctx, resp, g, r.Client, ""))
 }
 
 // tokenResponse is a token response with Keycloak's extra fields.
@@ -129,7 +169,7 @@ func (s *legacyServer) keycloakTokens(resp *op.Response, err error) (*op.Respons
 		}
 		return nil, err
 	}
-	at, ok := resp.Data.(*oidc.AccessTokenResponse)
+	at, ok := tokensOf(resp)
 	if !ok {
 		return resp, nil
 	}

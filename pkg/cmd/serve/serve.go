@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,7 +26,8 @@ import (
 
 // Options are the parsed flags of `serve`.
 type Options struct {
-	IO *cmdutil.IOStreams
+	IO     *cmdutil.IOStreams
+	Getenv func(string) string
 
 	// Flags holds the values of the flags; only those the user set override
 	// the configuration file (see config).
@@ -45,7 +47,7 @@ const shutdownTimeout = 10 * time.Second
 
 // NewCmd builds `serve`. runF replaces the behaviour in tests.
 func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Flags: server.DefaultConfig()}
+	opts := &Options{IO: f.IO, Getenv: f.Getenv, Flags: server.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Publish the client configuration and validate the broker's tokens",
@@ -62,7 +64,12 @@ every 5 minutes and when a token names an unknown key): signature (RS*, PS*, ES*
 exact issuer, audience, authorized party, expiry, not-before and issued-at with --leeway.
 
 Every flag can also be set in the YAML file given by --config, under the flag's name
-(audience, allowed-client and require-role take lists); flags given on the command line win.`,
+(audience, allowed-client and require-role take lists); flags given on the command line win.
+The file also takes cache-size (verified tokens remembered, default 100000, -1 for none),
+refresh-interval (default 5m) and min-refresh-interval (default 10s).
+
+Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
+20 MiB + 320 bytes per cache entry (about 51 MiB by default).`,
 		Example: `  pbench-auth serve --issuer https://sso.example.com/realms/pbench --audience pbench-server
   pbench-auth serve --config /etc/pbench-auth/serve.yaml --check
   pbench-auth serve --issuer https://sso.example.com/realms/pbench --upstream http://127.0.0.1:8001 \
@@ -153,6 +160,9 @@ func run(ctx context.Context, opts *Options) error {
 	}
 	logger := newLogger(opts.IO.ErrOut, cfg.LogFormat)
 	cfg.Logger = logger
+	if opts.Getenv == nil || opts.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit(cfg.CacheSize))
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -229,6 +239,21 @@ func check(opts *Options, cfg server.Config) error {
 	}
 	_, _ = fmt.Fprintln(opts.IO.ErrOut, "configuration OK")
 	return nil
+}
+
+// memoryLimit is the soft limit (see runtime/debug.SetMemoryLimit) that
+// `serve` gives the garbage collector unless GOMEMLIMIT is set: 20 MiB plus
+// 320 bytes per verified-token cache entry (an entry takes about 250). It
+// keeps the resident size of a server with a full cache of 100k tokens
+// near 55 MiB instead of letting the heap double before each collection.
+func memoryLimit(cacheSize int) int64 {
+	switch cacheSize {
+	case 0:
+		cacheSize = server.DefaultCacheSize
+	case -1:
+		cacheSize = 0
+	}
+	return 20<<20 + int64(cacheSize)*320
 }
 
 func newLogger(w io.Writer, format string) *slog.Logger {
