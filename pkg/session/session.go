@@ -80,8 +80,10 @@ func (m *Manager) Token(ctx context.Context, profile string) (*tokenstore.TokenS
 		return nil, err
 	}
 	if !m.NeedsRefresh(ts) {
+		m.trace("tokens of %s from %s: access token valid until %s", profile, m.Store.Location(profile), ts.Expiry.Format(time.RFC3339))
 		return ts, nil
 	}
+	m.trace("access token of %s expires at %s: refreshing", profile, ts.Expiry.Format(time.RFC3339))
 	return m.refreshLocked(ctx, profile, func(cur *tokenstore.TokenSet) bool { return m.NeedsRefresh(cur) })
 }
 
@@ -203,5 +205,16 @@ func (m *Manager) lock(ctx context.Context, profile string) (func(), error) {
 	if err := os.MkdirAll(m.LockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create lock directory: %w", err)
 	}
-	return lockFile(ctx, lockPath(m.LockDir, profile))
+	path := lockPath(m.LockDir, profile)
+	waitCtx, cancel := context.WithTimeout(ctx, LockWait)
+	defer cancel()
+	unlock, err := lockFile(waitCtx, path)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("another pbench-auth process has held the lock %s for %s: wait for it to finish, or end it", path, LockWait)
+	}
+	return unlock, err
 }
+
+// LockWait bounds the wait for another process's refresh or logout of the
+// same profile (a refresh waits at most for the broker and the keyring).
+const LockWait = 2 * time.Minute

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -269,5 +270,24 @@ func TestTraceNeverShowsTokens(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Fatalf("trace shows a token (%q):\n%s", secret, out)
 		}
+	}
+}
+
+// A caller's cancellation ends the wait for another process's lock.
+func TestLockWaitEndsWithContext(t *testing.T) {
+	e := newEnv(t)
+	e.save(t, 5*time.Minute, 0)
+	if err := os.MkdirAll(e.m.LockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockFile(context.Background(), lockPath(e.m.LockDir, profile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.m.Token(ctx, profile); !errors.Is(err, context.Canceled) || e.b.Grants() != 0 {
+		t.Fatalf("err = %v with %d grants; want context.Canceled while another process holds the lock", err, e.b.Grants())
 	}
 }
