@@ -413,8 +413,9 @@ func TestKeyring(t *testing.T) {
 		opts := newOptions(t, fx.srv.URL, nil)
 		opts.Flags.TokenStore = c.kind
 		opts.ProbeKeyring = c.probe
-		// Only the file store is real here; a keyring store stands in
-		// front of it so that "which store was opened" is visible.
+		// The probe is faked here (the real keyring is in keyring_test.go);
+		// the store is the real file store, whatever kind is asked for,
+		// and the kinds asked for are recorded.
 		file, err := opts.OpenStore(tokenstore.KindFile)
 		if err != nil {
 			t.Fatal(err)
