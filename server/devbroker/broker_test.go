@@ -263,8 +263,8 @@ func TestCodeFlowTokensVerifyWithGoOIDC(t *testing.T) {
 	if id["nonce"] != "n0nce" || id["typ"] != "ID" || id["at_hash"] == nil || id["preferred_username"] != "admin" {
 		t.Errorf("ID token claims = %v", id)
 	}
-	if aud, _ := id["aud"].(string); aud != clientID { // Keycloak: the client id alone
-		t.Errorf("ID token aud = %v, want %q", id["aud"], clientID)
+	if aud, _ := id["aud"].([]any); !slices.Equal(aud, []any{clientID}) { // Keycloak: the client id alone
+		t.Errorf("ID token aud = %v, want [%s]", id["aud"], clientID)
 	}
 
 	// The access token is a JWT a resource server can verify with the JWKS.
@@ -367,6 +367,7 @@ func TestRefreshRotationAndRevocation(t *testing.T) {
 	if rt2 == "" || rt2 == first.RefreshToken || second["access_token"] == first.AccessToken {
 		t.Fatalf("refresh must rotate both tokens: %v", second)
 	}
+	tb.checkIDToken(t, second["id_token"])
 	if second["session_state"] != first.Extra("session_state") || second["refresh_expires_in"] == nil {
 		t.Errorf("refresh answer lacks Keycloak fields of the same session: %v", second)
 	}
@@ -702,9 +703,10 @@ func TestDeviceFlow(t *testing.T) {
 	if access["preferred_username"] != "admin" || access["sid"] == nil || access["sid"] != tok.Extra("session_state") {
 		t.Errorf("device access token claims = %v (session_state %v)", access, tok.Extra("session_state"))
 	}
-	if tok.RefreshToken == "" || tok.Extra("id_token") == nil {
-		t.Errorf("device grant gave no refresh or ID token")
+	if tok.RefreshToken == "" {
+		t.Errorf("device grant gave no refresh token")
 	}
+	tb.checkIDToken(t, tok.Extra("id_token"))
 	if status, _ := tb.refresh(t, tok.RefreshToken); status != http.StatusOK {
 		t.Errorf("refresh of a device login: %d", status)
 	}
@@ -777,6 +779,20 @@ func TestShortLifetimes(t *testing.T) {
 	status, m := tb.refresh(t, tok.RefreshToken)
 	if status != http.StatusBadRequest || m["error_description"] != "Token is not active" {
 		t.Errorf("expired refresh token: %d %v, want invalid_grant \"Token is not active\"", status, m)
+	}
+}
+
+// checkIDToken verifies an ID token with go-oidc and checks it is the
+// client's alone, as Keycloak's.
+func (tb *testBroker) checkIDToken(t *testing.T, raw any) {
+	t.Helper()
+	s, _ := raw.(string)
+	if s == "" {
+		t.Fatal("no id_token")
+	}
+	id := claimsOf(t, tb.provider.Verifier(&oidc.Config{ClientID: clientID}), tb.ctx, s)
+	if aud, _ := id["aud"].([]any); !slices.Equal(aud, []any{clientID}) || id["sid"] == nil {
+		t.Errorf("ID token aud = %v, sid = %v; want [%s] and a sid", id["aud"], id["sid"], clientID)
 	}
 }
 
