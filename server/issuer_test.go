@@ -66,7 +66,10 @@ func testRSAKey(t testing.TB, i int) *rsa.PrivateKey {
 	return rsaKeys[i]
 }
 
-func newTestIssuer(t testing.TB) *testIssuer {
+func newTestIssuer(t testing.TB) *testIssuer { return newTestIssuerTLS(t, false) }
+
+// newTestIssuerTLS is newTestIssuer, over HTTPS when useTLS.
+func newTestIssuerTLS(t testing.TB, useTLS bool) *testIssuer {
 	ti := &testIssuer{t: t}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/realms/pbench/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
@@ -95,7 +98,11 @@ func newTestIssuer(t testing.TB) *testIssuer {
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: testRSAKey(t, 3).Public(), KeyID: "enc-key", Algorithm: "RSA-OAEP", Use: "enc"})
 		_ = json.NewEncoder(w).Encode(set)
 	})
-	ti.srv = httptest.NewServer(mux)
+	if useTLS {
+		ti.srv = httptest.NewTLSServer(mux)
+	} else {
+		ti.srv = httptest.NewServer(mux)
+	}
 	t.Cleanup(ti.srv.Close)
 	ti.issuer = ti.srv.URL + "/realms/pbench"
 	ti.publish(&testKey{kid: "rsa-1", alg: "RS256", priv: testRSAKey(t, 0)})

@@ -6,11 +6,16 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -655,5 +660,29 @@ func TestIDTokenRefusedWithDefaultAudience(t *testing.T) {
 	status, _, body := h.get(t, "/api/v1/user", id)
 	if status != http.StatusUnauthorized || !strings.Contains(body, "not an access token") {
 		t.Errorf("ID token: status %d, body %s", status, body)
+	}
+}
+
+func TestBrokerTLSWithCACert(t *testing.T) {
+	ti := newTestIssuerTLS(t, true)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ti.srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, ti, func(c *Config) { c.CACert = caFile }) // waits until the keys are loaded
+	if status, _, body := h.get(t, "/api/v1/user", ti.token(h.clock.Now(), nil)); status != http.StatusOK {
+		t.Errorf("status %d, body %s", status, body)
+	}
+
+	// Without the CA the broker's certificate is not trusted.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := New(ctx, Config{Issuer: ti.issuer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.keys.refresh(ctx); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("refresh without the CA: %v", err)
 	}
 }

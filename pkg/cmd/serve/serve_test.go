@@ -3,11 +3,19 @@ package serve
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -139,12 +147,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func TestServeAndShutDown(t *testing.T) {
+// startBroker serves a minimal OpenID discovery document and JWKS.
+func startBroker(t *testing.T) (issuer string) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var issuer string
 	mux := http.NewServeMux()
 	mux.HandleFunc("/realms/pbench/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": issuer + "/certs"})
@@ -153,23 +161,38 @@ func TestServeAndShutDown(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k", Algorithm: "RS256", Use: "sig"}}})
 	})
 	broker := httptest.NewServer(mux)
-	defer broker.Close()
-	issuer = broker.URL + "/realms/pbench"
+	t.Cleanup(broker.Close)
+	return broker.URL + "/realms/pbench"
+}
 
-	stderr := &lockedBuffer{}
-	opts := &Options{IO: &cmdutil.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: stderr}, Flags: server.DefaultConfig()}
-	opts.Flags.Listen = "127.0.0.1:0"
-	opts.Flags.Issuer = issuer
+// startServe runs `serve` with opts until the returned stop is called, and
+// waits for its start-up line and for /readyz to answer 200.
+func startServe(t *testing.T, opts *Options, client *http.Client) (base string, stderr *lockedBuffer, stop func() error) {
+	stderr = &lockedBuffer{}
+	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: stderr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, opts) }()
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel() // what SIGINT/SIGTERM do through the command's context
+			select {
+			case stopErr = <-done:
+			case <-time.After(15 * time.Second):
+				stopErr = errors.New("run did not return after the context was cancelled")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
 
-	addrRE := regexp.MustCompile(`listening on (http://\S+), issuer (\S+)`)
-	var base string
+	addrRE := regexp.MustCompile(`listening on (https?://\S+), issuer (\S+)`)
 	for deadline := time.Now().Add(10 * time.Second); base == ""; {
 		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
 			base = m[1]
-			if m[2] != issuer {
+			if m[2] != opts.Flags.Issuer {
 				t.Errorf("start-up line names issuer %q", m[2])
 			}
 		}
@@ -179,7 +202,7 @@ func TestServeAndShutDown(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -191,6 +214,14 @@ func TestServeAndShutDown(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return base, stderr, stop
+}
+
+func TestServeAndShutDown(t *testing.T) {
+	opts := &Options{Flags: server.DefaultConfig()}
+	opts.Flags.Listen = "127.0.0.1:0"
+	opts.Flags.Issuer = startBroker(t)
+	base, stderr, stop := startServe(t, opts, http.DefaultClient)
 
 	// A header larger than MaxHeaderBytes is refused with 431.
 	req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
@@ -201,19 +232,68 @@ func TestServeAndShutDown(t *testing.T) {
 		_ = resp.Body.Close()
 	}
 
-	cancel() // what SIGINT/SIGTERM do through the command's context
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return after the context was cancelled")
+	if err := stop(); err != nil {
+		t.Errorf("run after shutdown: %v", err)
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("still serving after shutdown")
 	}
 	if !strings.Contains(stderr.String(), "shutting down") || !strings.Contains(stderr.String(), "path=/readyz status=200") {
 		t.Errorf("stderr: %s", stderr)
+	}
+}
+
+func TestServeTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+
+	opts := &Options{Flags: server.DefaultConfig()}
+	opts.Flags.Listen = "127.0.0.1:0"
+	opts.Flags.Issuer = startBroker(t)
+	opts.Flags.TLSCert, opts.Flags.TLSKey = certFile, keyFile
+	base, _, stop := startServe(t, opts, client)
+	if !strings.HasPrefix(base, "https://") {
+		t.Errorf("start-up line says %s, want https", base)
+	}
+	resp, err := client.Get(base + "/api/v1/endpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Error(err)
 	}
 }
