@@ -119,16 +119,6 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestDevSeam(t *testing.T) {
-	ios, _, _, _ := cmdutil.Test()
-	opts := &Options{IO: ios, Flags: server.DefaultConfig(), Dev: true}
-	opts.Flags.Listen = "127.0.0.1:0"
-	err := run(context.Background(), opts)
-	if err == nil || !strings.Contains(err.Error(), "--dev") {
-		t.Errorf("err = %v", err)
-	}
-}
-
 // lockedBuffer lets the test read stderr while the server writes it.
 type lockedBuffer struct {
 	mu sync.Mutex
