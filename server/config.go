@@ -49,7 +49,9 @@ type Config struct {
 	// Upstream, when set, turns on gateway mode: every other /api/v1/...
 	// request is validated and then proxied there with X-Forwarded-User,
 	// X-Forwarded-Email and X-Forwarded-Roles set from the token (the
-	// client's own values of these headers are always removed first).
+	// client's own values of these headers are always removed first). The
+	// Authorization header is passed on, so the upstream may check the token
+	// too.
 	Upstream string `yaml:"upstream"`
 	// RequireRoles are rules "PATH_PREFIX=ROLE": an authenticated request
 	// whose path is PATH_PREFIX or below it (whole path segments: /a/b

@@ -142,6 +142,7 @@ func TestBadTokensAre401(t *testing.T) {
 		{"wrong azp", edit(func(c map[string]any) { c["azp"] = "some-other-client" }), "azp"},
 		{"no sub", edit(func(c map[string]any) { delete(c, "sub") }), "no subject"},
 		{"exp not a number", edit(func(c map[string]any) { c["exp"] = "tomorrow" }), "malformed token claims"},
+		{"exp absurdly far", edit(func(c map[string]any) { c["exp"] = 1e300; c["nbf"] = 1e300 }), "not valid yet"},
 		{"bad signature", ti.sign(otherKey, ti.claims(now)), "bad signature"},
 		{"unknown kid", ti.sign(unknownKid, ti.claims(now)), "unknown signing key"},
 		{"alg none", b64(map[string]any{"alg": "none", "typ": "JWT"}) + "." + b64(ti.claims(now)) + ".", `"none" is not accepted`},

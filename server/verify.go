@@ -313,10 +313,13 @@ func decodeSegment(seg string, v any) error {
 	return nil
 }
 
+// unixTime converts a NumericDate, clamped to ±1e12 s (year ~33658) so that
+// absurd values cannot overflow.
 func unixTime(f float64) time.Time {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	if math.IsNaN(f) {
 		return time.Time{}
 	}
+	f = max(min(f, 1e12), -1e12)
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
