@@ -687,3 +687,27 @@ func TestBrokerTLSWithCACert(t *testing.T) {
 		t.Errorf("refresh without the CA: %v", err)
 	}
 }
+
+func TestPeriodicRefreshDropsRemovedKey(t *testing.T) {
+	ti := newTestIssuer(t)
+	h := newHarness(t, ti, func(c *Config) { c.RefreshInterval = 20 * time.Millisecond })
+	token := ti.token(h.clock.Now(), nil)
+	if status, _, _ := h.get(t, "/api/v1/user", token); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	ti.publish(&testKey{kid: "rsa-2", alg: "RS256", priv: testRSAKey(t, 1)})
+	// No request names the new key: only the periodic refresh can notice.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.srv.keys.current().byKID["rsa-1"] != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the periodic refresh never picked up the rotation")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if status, _, body := h.get(t, "/api/v1/user", token); status != http.StatusUnauthorized {
+		t.Errorf("cached token of the removed key: status %d, body %s", status, body)
+	}
+	if n := h.srv.cache.len(); n != 0 {
+		t.Errorf("cache has %d entries after its key left the JWKS, want 0", n)
+	}
+}
