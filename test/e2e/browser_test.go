@@ -4,10 +4,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -39,6 +43,17 @@ func browser(t *testing.T) context.Context {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	// The browser's trail, for a failure: method and address without the
+	// query (which carries codes and state).
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Type == network.ResourceTypeDocument {
+			u, _ := url.Parse(e.Request.URL)
+			if u != nil {
+				u.RawQuery = ""
+			}
+			t.Logf("browser: %s %v", e.Request.Method, u)
+		}
+	})
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(func() {
 		cancelTimeout()
@@ -48,11 +63,46 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// page records where the browser is, for a failure message.
+// location says where the browser is and what it shows, for a failure
+// message. Only for pages before the loopback listener: its URL has the code.
 func location(ctx context.Context) string {
-	var u string
-	if err := chromedp.Run(ctx, chromedp.Location(&u)); err != nil {
+	var u, text string
+	if err := chromedp.Run(ctx, chromedp.Location(&u), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &text)); err != nil {
 		return "(unknown: " + err.Error() + ")"
 	}
-	return u
+	if len(text) > 500 {
+		text = text[:500]
+	}
+	return fmt.Sprintf("%s, showing %q", u, text)
+}
+
+// reached waits, for at most a minute, until the browser has navigated to
+// the host:port of redirectURI (the CLI's loopback listener). On the way it
+// submits every page holding a form that matches approve (XPath; "" for
+// none): brokers may ask for consent once per hop.
+func reached(ctx context.Context, redirectURI, approve string) error {
+	want, err := url.Parse(redirectURI)
+	if err != nil {
+		return err
+	}
+	submitted := map[string]bool{}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var u string
+		if err := chromedp.Run(ctx, chromedp.Location(&u)); err == nil {
+			if got, err := url.Parse(u); err == nil && got.Host == want.Host {
+				return nil
+			}
+			var forms []*cdp.Node
+			if approve != "" && !submitted[u] &&
+				chromedp.Run(ctx, chromedp.Nodes(approve, &forms, chromedp.BySearch, chromedp.AtLeast(0))) == nil && len(forms) > 0 {
+				submitted[u] = true
+				if err := chromedp.Run(ctx, chromedp.Submit(approve, chromedp.BySearch)); err != nil {
+					return fmt.Errorf("approve at %s: %w", location(ctx), err)
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the browser did not reach %s: it is at %s", want.Host, location(ctx))
 }

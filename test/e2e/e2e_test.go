@@ -65,10 +65,11 @@ func TestSeedDex(t *testing.T) {
 				chromedp.SendKeys(`#login`, aliceEmail, chromedp.ByID),
 				chromedp.SendKeys(`#password`, alicePassword, chromedp.ByID),
 				chromedp.Click(`#submit-login`, chromedp.ByID),
-				// Back at the broker: approve the client.
-				chromedp.Click(`//button[contains(., "Grant Access")]`, chromedp.BySearch),
 			}
 		},
+		// Both Dex instances ask to approve their client (the IdP too,
+		// despite skipApprovalScreen, as offline_access is requested).
+		approve: `//form[input[@name="approval" and @value="approve"]]`,
 	})
 }
 
@@ -156,9 +157,12 @@ type seed struct {
 	bin      string
 	server   string
 	upstream *upstream
-	// signIn drives the browser from the broker's login URL until the
-	// broker redirects to the CLI's loopback listener.
+	// signIn drives the browser from the broker's login URL through the
+	// login forms.
 	signIn func(authURL string) chromedp.Tasks
+	// approve is the XPath of a consent form to submit whenever one shows
+	// up before the browser is back at the CLI ("": none expected).
+	approve string
 	// The identity /api/v1/user must report (empty: not checked).
 	wantEmail, wantUsername string
 	// revokes: the broker has a revocation endpoint, so after logout it
@@ -180,12 +184,16 @@ func runSeed(t *testing.T, s seed) {
 
 	// Seed steps 1-10: login, its browser being headless Chromium.
 	l := c.startLogin("--server", s.server, "--token-store", "keyring", "--scope", "offline_access", "--timeout", "2m")
-	if u, err := url.Parse(l.authURL); err != nil || u.Query().Get("code_challenge_method") != "S256" {
+	authURL, err := url.Parse(l.authURL)
+	if err != nil || authURL.Query().Get("code_challenge_method") != "S256" {
 		t.Errorf("login URL %q: want PKCE S256", l.authURL)
 	}
 	ctx := browser(t)
 	if err := chromedp.Run(ctx, s.signIn(l.authURL)); err != nil {
 		t.Fatalf("sign in with Chromium (at %s): %v", location(ctx), err)
+	}
+	if err := reached(ctx, authURL.Query().Get("redirect_uri"), s.approve); err != nil {
+		t.Fatal(err)
 	}
 	if r := l.wait(t); r.code != 0 {
 		t.Fatalf("login exited %d: %s", r.code, r.stderr)
