@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 [ "$GOTOOLCHAIN" = local ] && export GOTOOLCHAIN=auto
-cache="${PBENCH_AUTH_CACHE:-$HOME/.cache/pbench-auth}"
+export PBENCH_AUTH_CACHE="${PBENCH_AUTH_CACHE:-$HOME/.cache/pbench-auth}" # kept by with-keyring.sh, which changes HOME
+cache="$PBENCH_AUTH_CACHE"
 export PATH="$cache/bin:$PATH"
 step() { printf '\n==> %s\n' "$*" >&2; }
 
