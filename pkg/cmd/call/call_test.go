@@ -456,3 +456,58 @@ func (w countingWriter) Write(p []byte) (int, error) {
 	w.n.Add(int64(len(p)))
 	return len(p), nil
 }
+
+func TestTraceNamesStepsButNoSecret(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer access-1" {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})
+	var trace bytes.Buffer
+	e.opts.Trace = func(format string, args ...any) { fmt.Fprintf(&trace, format+"\n", args...) }
+	if err := e.run("/api/v1/user?token=query-secret", nil); err != nil {
+		t.Fatal(err)
+	}
+	got := trace.String()
+	if !strings.Contains(got, "401") || !strings.Contains(got, "retrying once") {
+		t.Errorf("trace %q does not tell about the refresh-and-retry", got)
+	}
+	for _, secret := range []string{"access-0", "access-1", "refresh-0", "query-secret"} {
+		if strings.Contains(got+e.errOut.String(), secret) {
+			t.Errorf("trace or stderr shows %q:\n%s", secret, got)
+		}
+	}
+}
+
+// BenchmarkUploadFile sends a 64 MiB file with -d @FILE: B/op stays far
+// below the file's size because the body is streamed from disk.
+func BenchmarkUploadFile(b *testing.B) {
+	const size = 64 << 20
+	path := filepath.Join(b.TempDir(), "run.tar.xz")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	ios, _, _, _ := cmdutil.Test()
+	opts := &Options{
+		IO:         ios,
+		HTTPClient: func() (*http.Client, error) { return &http.Client{}, nil },
+		Target:     srv.URL + "/api/v1/upload/run.tar.xz",
+		Method:     http.MethodPut,
+		Data:       "@" + path,
+		Anonymous:  true,
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := run(b.Context(), opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
