@@ -25,7 +25,7 @@ func openBrowser(url string) error {
 	if err != nil {
 		return errors.New("no browser opener found (" + name + "); use --no-browser or --browser-command")
 	}
-	cmd := exec.Command(path, append(args, url)...) // #nosec G204 -- the user's own opener
+	cmd := exec.Command(path, append(args, url)...) // #nosec G204 G702 -- the user's own opener, given the URL as one argument
 	if err := cmd.Start(); err != nil {
 		return err
 	}
