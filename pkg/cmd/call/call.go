@@ -98,9 +98,25 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	hc, err := opts.HTTPClient()
+	if err != nil {
+		return err
+	}
+	if !opts.Anonymous {
+		m, err := opts.Sessions(opts.Flags.TokenStore)
+		if err != nil {
+			return err
+		}
+		hc = apiclient.NewClient(hc, m, profile, opts.Trace)
+	}
 	body, err := openBody(opts.Data, opts.IO.In)
 	if err != nil {
 		return err
+	}
+	if body.streamed() {
+		c := *hc
+		c.Timeout = 0 // a large upload may take longer than any fixed limit
+		hc = &c
 	}
 	method := strings.ToUpper(opts.Method)
 	switch {
@@ -123,30 +139,13 @@ func run(ctx context.Context, opts *Options) error {
 		req.Host = h
 	}
 
-	hc, err := opts.HTTPClient()
-	if err != nil {
-		return err
-	}
-	if body.streamed() {
-		c := *hc
-		c.Timeout = 0 // a large upload may take longer than any fixed limit
-		hc = &c
-	}
-	if !opts.Anonymous {
-		m, err := opts.Sessions(opts.Flags.TokenStore)
-		if err != nil {
-			return err
-		}
-		hc = apiclient.NewClient(hc, m, profile, opts.Trace)
-	}
-
 	resp, err := hc.Do(req)
 	if err != nil {
 		return requestError(method, target, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if err := printResponse(opts.IO, resp, opts.Include); err != nil {
-		return fmt.Errorf("read the response of %s %s: %w", method, target, err)
+		return fmt.Errorf("read the response of %s %s: %w", method, target.Redacted(), err)
 	}
 	return statusError(method, target, resp)
 }
