@@ -2,6 +2,9 @@
 package root
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/call"
@@ -30,6 +33,8 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 Run "pbench-auth serve --dev" for a self-contained server with a development broker.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+
+		SuggestionsMinimumDistance: 2,
 	}
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
@@ -49,5 +54,35 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.AddCommand(serve.NewCmd(f, nil))
 	cmd.AddCommand(doctor.NewCmd(f, nil))
 	cmd.AddCommand(demo.NewCmd(f, nil))
+
+	// The root runs only to say that a command is unknown, as a usage error.
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return cmdutil.Usagef("%s (see 'pbench-auth --help')", msg)
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	usageErrorsForArgs(cmd)
 	return cmd
+}
+
+// usageErrorsForArgs makes every command's argument check fail as a usage
+// error (exit code 2), like a bad flag does.
+func usageErrorsForArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return cmdutil.WithExitCode(cmdutil.ExitUsage, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageErrorsForArgs(sub)
+	}
 }
