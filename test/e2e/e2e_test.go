@@ -195,8 +195,9 @@ func runSeed(t *testing.T, s seed) {
 	if err := reached(ctx, authURL.Query().Get("redirect_uri"), s.approve); err != nil {
 		t.Fatal(err)
 	}
-	if r := l.wait(t); r.code != 0 {
-		t.Fatalf("login exited %d: %s", r.code, r.stderr)
+	lr := l.wait(t)
+	if lr.code != 0 {
+		t.Fatalf("login exited %d: %s", lr.code, lr.stderr)
 	}
 	atLogin, err := store.Load(s.server)
 	if err != nil {
@@ -205,6 +206,10 @@ func runSeed(t *testing.T, s seed) {
 	if atLogin.RefreshToken == "" {
 		t.Fatal("login stored no refresh token (offline_access)")
 	}
+	if strings.Contains(lr.stdout+lr.stderr, atLogin.AccessToken) || strings.Contains(lr.stdout+lr.stderr, atLogin.RefreshToken) {
+		t.Error("login printed a token")
+	}
+	noTokenOnDisk(t, state, atLogin.RefreshToken)
 
 	// Step 11-13: the identity the server extracted from the token.
 	r := c.run("call", "--server", s.server, "--token-store", "keyring", "/api/v1/user")
@@ -280,6 +285,25 @@ func runSeed(t *testing.T, s seed) {
 	t.Logf("the broker, which cannot revoke, answered %d %q to the logged-out refresh token", status, oauthErr)
 	if !strings.Contains(lo.stderr, "revocation endpoint") {
 		t.Error("logout did not say that the broker has no revocation endpoint, so the tokens stay valid there")
+	}
+}
+
+// noTokenOnDisk checks that no file under dir holds secret: with
+// --token-store keyring, tokens live only in the Secret Service.
+func noTokenOnDisk(t *testing.T, dir, secret string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path) // #nosec G304 -- the test's own temp dir
+		if err == nil && strings.Contains(string(b), secret) {
+			t.Errorf("%s holds a token, with --token-store keyring", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }
 
