@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type Factory struct {
 	Getenv func(string) string
 	// HTTPClient returns the client for every outgoing connection the CLI
 	// makes (Pbench server, broker). Never used for the loopback listener.
+	// The real one (see httpclient.go) is built on first use, once: it
+	// trusts the system's CAs plus --ca-cert, $PBENCH_AUTH_CA_CERT or the
+	// profile's ca-cert, and honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY.
 	HTTPClient func() (*http.Client, error)
 	// OpenBrowser opens url in the user's browser.
 	OpenBrowser func(url string) error
@@ -28,19 +32,24 @@ type Factory struct {
 	// Verbose is set by the root command's -v flag: Tracef then prints each
 	// step of the sequence on stderr. Callers must redact secrets first.
 	Verbose bool
+	// TLS holds --ca-cert and --insecure-skip-tls-verify (AddTLSFlags).
+	TLS TLSFlags
+
+	// server is the last server Server resolved: its profile's ca-cert
+	// applies to the HTTP client built after it.
+	server string
 }
 
 // New returns the factory of a real process.
 func New() *Factory {
-	return &Factory{
-		IO:     System(),
-		Now:    time.Now,
-		Getenv: os.Getenv,
-		HTTPClient: func() (*http.Client, error) {
-			return &http.Client{Timeout: 60 * time.Second}, nil
-		},
+	f := &Factory{
+		IO:          System(),
+		Now:         time.Now,
+		Getenv:      os.Getenv,
 		OpenBrowser: openBrowser,
 	}
+	f.HTTPClient = sync.OnceValues(f.newHTTPClient)
+	return f
 }
 
 // Tracef prints one line of the -v trace on stderr. It must never be given a

@@ -40,6 +40,7 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
 		"print each step on stderr (tokens are always redacted)")
+	cmdutil.AddTLSFlags(cmd, f)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &cmdutil.UsageError{Err: err}
 	})
