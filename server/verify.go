@@ -257,6 +257,9 @@ func (v *verifier) checkClaims(c *claims, now time.Time) (time.Time, error) {
 	if c.Iat != nil && now.Add(v.leeway).Before(unixTime(*c.Iat)) {
 		return time.Time{}, tokenErrorf("token issued in the future (iat is %s ahead): check the clocks", unixTime(*c.Iat).Sub(now).Round(time.Second))
 	}
+	if math.Abs(*c.Exp) > maxNumericDate {
+		return time.Time{}, tokenErrorf("the token's expiry (exp %g) is not a plausible date", *c.Exp)
+	}
 	if !slices.ContainsFunc(c.Aud, func(a string) bool { return slices.Contains(v.aud, a) }) {
 		return time.Time{}, tokenErrorf("wrong audience %q: the token is not meant for this server (want one of %q)", clipAll(c.Aud), v.aud)
 	}
@@ -313,13 +316,17 @@ func decodeSegment(seg string, v any) error {
 	return nil
 }
 
-// unixTime converts a NumericDate, clamped to ±1e12 s (year ~33658) so that
-// absurd values cannot overflow.
+// maxNumericDate bounds the NumericDates the server represents: ±1e12 s
+// (year ~33658). An exp beyond it is refused; nbf and iat are clamped.
+const maxNumericDate = 1e12
+
+// unixTime converts a NumericDate, clamped to ±maxNumericDate so that absurd
+// values cannot overflow.
 func unixTime(f float64) time.Time {
 	if math.IsNaN(f) {
 		return time.Time{}
 	}
-	f = max(min(f, 1e12), -1e12)
+	f = max(min(f, maxNumericDate), -maxNumericDate)
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
