@@ -26,6 +26,11 @@ golangci-lint run ./...
 step "generated files are fresh (completions, docs)"
 scripts/generate.sh --check
 
+step "goreleaser: check the configuration, snapshot build of this platform"
+goreleaser check
+goreleaser build --snapshot --clean --single-target --output dist/pbench-auth
+dist/pbench-auth version
+
 step "govulncheck (offline database)"
 govulncheck -db "file://$cache/vulndb" ./...
 
