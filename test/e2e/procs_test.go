@@ -48,12 +48,24 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// binDir holds the pbench-auth binary under test; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildCLI builds the pbench-auth binary under test once per test binary.
 var buildCLI = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "pbench-auth-e2e-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "pbench-auth")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/distributed-system-analysis/pbench-auth/cmd/pbench-auth")
 	if out, err := cmd.CombinedOutput(); err != nil {
