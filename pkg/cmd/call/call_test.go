@@ -87,7 +87,8 @@ type env struct {
 	errOut  *bytes.Buffer
 	refresh atomic.Int32 // refresh grants answered
 
-	brokerURL string
+	brokerURL    string
+	brokerRefuse atomic.Bool // answer refresh grants with invalid_grant
 }
 
 func newEnv(t *testing.T, handler http.HandlerFunc) *env {
@@ -95,8 +96,13 @@ func newEnv(t *testing.T, handler http.HandlerFunc) *env {
 	e := &env{t: t, srv: httptest.NewServer(handler)}
 	t.Cleanup(e.srv.Close)
 	broker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := e.refresh.Add(1)
 		w.Header().Set("Content-Type", "application/json")
+		if e.brokerRefuse.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":"invalid_grant","error_description":"Token is not active"}`)
+			return
+		}
+		n := e.refresh.Add(1)
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"access_token": fmt.Sprintf("access-%d", n), "token_type": "Bearer", "expires_in": 300,
 			"refresh_token": fmt.Sprintf("refresh-%d", n),
@@ -509,5 +515,21 @@ func BenchmarkUploadFile(b *testing.B) {
 		if err := run(b.Context(), opts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestUnauthorizedAndRefreshRefusedIsSessionExpired(t *testing.T) {
+	var calls atomic.Int32
+	e := newEnv(t, func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	e.brokerRefuse.Store(true)
+	err := e.run("/api/v1/user", nil)
+	if cmdutil.ExitCode(err) != cmdutil.ExitSessionExpired || !strings.Contains(err.Error(), "pbench-auth login") {
+		t.Errorf("error %v (exit %d), want exit 4 telling to log in again", err, cmdutil.ExitCode(err))
+	}
+	if calls.Load() != 1 {
+		t.Errorf("%d requests, want 1: no retry without a new token", calls.Load())
 	}
 }
