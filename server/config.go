@@ -60,6 +60,25 @@ type Config struct {
 	// roles. Public endpoints are never restricted.
 	RequireRoles []string `yaml:"require-role"`
 
+	// IntrospectionEndpoint is the broker's RFC 7662 endpoint. Default: the
+	// introspection_endpoint of its discovery document. Introspection is on
+	// when IntrospectionClientID is set: tokens that are not JWTs (opaque)
+	// are then checked there, with the same claim policy as JWTs.
+	IntrospectionEndpoint string `yaml:"introspection-endpoint"`
+	// IntrospectionClientID and IntrospectionClientSecretFile are the
+	// broker's confidential client allowed to introspect (HTTP basic auth).
+	// The secret is never logged; keep its file 0600.
+	IntrospectionClientID         string `yaml:"introspection-client-id"`
+	IntrospectionClientSecretFile string `yaml:"introspection-client-secret-file"`
+	// IntrospectionCacheTTL bounds how long an answer is reused (it is never
+	// reused past the token's expiry): revocation is seen within this time.
+	// Default DefaultIntrospectionCacheTTL (60s); refusals are reused 5s.
+	IntrospectionCacheTTL time.Duration `yaml:"introspection-cache-ttl"`
+	// IntrospectAll introspects JWTs too, after their signature check, for
+	// brokers whose revocations must take effect at once. Costs one request
+	// to the broker per token per IntrospectionCacheTTL.
+	IntrospectAll bool `yaml:"introspect-all"`
+
 	// CacheSize bounds the verified-token cache. Default DefaultCacheSize;
 	// -1 disables the cache.
 	CacheSize int `yaml:"cache-size"`
@@ -133,6 +152,7 @@ func (c *Config) Validate() error {
 			add("upstream %q: want an absolute http(s) URL, e.g. http://127.0.0.1:8001", c.Upstream)
 		}
 	}
+	errs = append(errs, c.validateIntrospection()...)
 	if _, err := parseRoleRules(c.RequireRoles); err != nil {
 		errs = append(errs, err)
 	}

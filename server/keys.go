@@ -122,6 +122,16 @@ type remoteKeys struct {
 	mu          sync.Mutex
 	jwksURL     string
 	lastAttempt time.Time
+	// introspectionURL is the discovery document's introspection_endpoint.
+	introspectionURL string
+}
+
+// introspectionEndpoint is the broker's advertised introspection endpoint
+// ("" if none), and whether discovery has run yet.
+func (r *remoteKeys) introspectionEndpoint() (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.introspectionURL, r.jwksURL != ""
 }
 
 // current returns the loaded keys, or nil.
@@ -222,8 +232,9 @@ func (r *remoteKeys) fetch(ctx context.Context) (*keySet, error) {
 	r.mu.Unlock()
 	if jwksURL == "" {
 		var doc struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
+			Issuer        string `json:"issuer"`
+			JWKSURI       string `json:"jwks_uri"`
+			Introspection string `json:"introspection_endpoint"`
 		}
 		wellKnown := strings.TrimSuffix(r.issuer, "/") + "/.well-known/openid-configuration"
 		if err := r.getJSON(ctx, wellKnown, &doc); err != nil {
@@ -238,6 +249,7 @@ func (r *remoteKeys) fetch(ctx context.Context) (*keySet, error) {
 		jwksURL = doc.JWKSURI
 		r.mu.Lock()
 		r.jwksURL = jwksURL
+		r.introspectionURL = doc.Introspection
 		r.mu.Unlock()
 	}
 	body, err := r.get(ctx, jwksURL)

@@ -35,6 +35,7 @@ type Server struct {
 	log       *slog.Logger
 	keys      *remoteKeys
 	verifier  *verifier
+	intro     *introspector // nil unless introspection is configured
 	cache     *tokenCache
 	metrics   *metrics
 	rules     []roleRule
@@ -89,6 +90,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		keys: s.keys, cache: s.cache, now: cfg.Now, issuer: cfg.Issuer,
 		aud: cfg.Audiences, clients: cfg.AllowedClients, leeway: cfg.Leeway,
 		onCache: s.metrics.cache, roleClients: roleClients,
+	}
+	if s.intro, err = newIntrospector(&cfg, s.verifier, s.keys.introspectionEndpoint); err != nil {
+		return nil, err
 	}
 	if s.endpoints, err = endpointsJSON(cfg); err != nil {
 		return nil, err
@@ -213,11 +217,11 @@ func (s *Server) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		start := time.Now()
-		id, err := s.verifier.verify(r.Context(), token)
+		id, err := s.verify(r.Context(), token)
 		s.metrics.latency.Observe(time.Since(start).Seconds())
 		if err != nil {
 			status := http.StatusUnauthorized
-			if errors.Is(err, ErrKeysUnavailable) {
+			if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) {
 				status = http.StatusServiceUnavailable
 			}
 			s.deny(w, status, err)

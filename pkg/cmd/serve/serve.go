@@ -101,6 +101,11 @@ Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
 	fl.StringVar(&c.Upstream, "upstream", "", "gateway mode: proxy every other /api/v1/... request there after validation")
 	fl.StringArrayVar(&c.RequireRoles, "require-role", nil,
 		"PATH_PREFIX=ROLE: requests at or below the path need the role, else 403 (repeatable; every matching rule applies)")
+	fl.StringVar(&c.IntrospectionEndpoint, "introspection-endpoint", "", "RFC 7662 endpoint for opaque tokens (default: introspection_endpoint from the broker's discovery)")
+	fl.StringVar(&c.IntrospectionClientID, "introspection-client-id", "", "the broker's confidential client allowed to introspect; turns introspection of opaque (non-JWT) tokens on")
+	fl.StringVar(&c.IntrospectionClientSecretFile, "introspection-client-secret-file", "", "file holding that client's secret (keep it 0600; never logged)")
+	fl.DurationVar(&c.IntrospectionCacheTTL, "introspection-cache-ttl", 0, "reuse an introspection answer at most this long: revocation is seen within it (default 60s)")
+	fl.BoolVar(&c.IntrospectAll, "introspect-all", false, "introspect JWTs too, after their signature check: revocation takes effect within --introspection-cache-ttl")
 	addDevFlags(cmd, opts)
 	return cmd
 }
@@ -119,6 +124,12 @@ var flagFields = map[string]func(dst, src *server.Config){
 	"ca-cert":        func(d, s *server.Config) { d.CACert = s.CACert },
 	"upstream":       func(d, s *server.Config) { d.Upstream = s.Upstream },
 	"require-role":   func(d, s *server.Config) { d.RequireRoles = s.RequireRoles },
+
+	"introspection-endpoint":           func(d, s *server.Config) { d.IntrospectionEndpoint = s.IntrospectionEndpoint },
+	"introspection-client-id":          func(d, s *server.Config) { d.IntrospectionClientID = s.IntrospectionClientID },
+	"introspection-client-secret-file": func(d, s *server.Config) { d.IntrospectionClientSecretFile = s.IntrospectionClientSecretFile },
+	"introspection-cache-ttl":          func(d, s *server.Config) { d.IntrospectionCacheTTL = s.IntrospectionCacheTTL },
+	"introspect-all":                   func(d, s *server.Config) { d.IntrospectAll = s.IntrospectAll },
 }
 
 // config is the defaults, overridden by the --config file, overridden by
@@ -196,8 +207,13 @@ func run(ctx context.Context, opts *Options) error {
 	serve := func() error { return hs.Serve(ln) }
 	if cfg.TLSCert != "" {
 		scheme = "https"
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		serve = func() error { return hs.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }
+		certs, err := server.NewCertReloader(cfg.TLSCert, cfg.TLSKey, logger)
+		if err != nil {
+			return err
+		}
+		// The files are reloaded when they change: rotate without restarting.
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+		serve = func() error { return hs.ServeTLS(ln, "", "") }
 	}
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s\n", scheme, ln.Addr(), cfg.Issuer)
 
