@@ -6,9 +6,12 @@
 // in through headless Chromium, keeping its tokens in the Secret Service and
 // calling the server.
 //
-// Run it under scripts/with-keyring.sh after test/e2e/dex/build.sh:
+// Run it under scripts/with-keyring.sh after test/e2e/dex/build.sh; as
+// with-keyring.sh gives the test a throw-away HOME, say where Dex is cached:
 //
-//	scripts/with-keyring.sh go test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+//	test/e2e/dex/build.sh
+//	PBENCH_AUTH_CACHE=~/.cache/pbench-auth scripts/with-keyring.sh \
+//		go test -tags e2e -count=1 -timeout 20m ./test/e2e/...
 //
 // Without Chromium, Dex or a keyring the tests skip, saying what is missing;
 // with CI=true they fail instead.
@@ -50,11 +53,13 @@ func TestSeedDex(t *testing.T) {
 	waitHTTP(t, "serve", "http://"+addr+"/readyz")
 
 	runSeed(t, seed{
-		bin:       bin,
-		server:    "http://" + addr,
-		upstream:  up,
-		wantEmail: aliceEmail,
-		revokes:   false,
+		bin:      bin,
+		server:   "http://" + addr,
+		upstream: up,
+		// The upstream IdP's user, as the broker's token carries it.
+		wantEmail:    aliceEmail,
+		wantUsername: aliceName,
+		revokes:      false,
 		signIn: func(authURL string) chromedp.Tasks {
 			return chromedp.Tasks{
 				chromedp.Navigate(authURL),
