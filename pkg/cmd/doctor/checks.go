@@ -116,7 +116,7 @@ func (d *doctor) run(ctx context.Context) *Report {
 		urls = append(urls, ep.OpenID.IssuerURL())
 	}
 	add(checkProxy(d.opts.Getenv, urls...))
-	add(checkCA(d.opts.Getenv))
+	add(withCLICAs(checkCA(d.opts.Getenv), d.opts.CASummary))
 
 	res, effective := checkKeyring(d.opts.ProbeKeyring, d.kind, d.opts.StateDir())
 	add(res)
@@ -158,7 +158,7 @@ func (d *doctor) checkServer(ctx context.Context, server string) (Result, *disco
 	res := Result{Name: "server", Status: StatusFail, Message: err.Error()}
 	switch {
 	case isUntrustedCert(err):
-		res.Fix = "the server's TLS certificate is not trusted here: set SSL_CERT_FILE to a PEM file that includes its CA"
+		res.Fix = "the server's TLS certificate is not trusted here: pass its CA with --ca-cert FILE (or $PBENCH_AUTH_CA_CERT, or ca-cert in the server's profile of the config file)"
 	case ctx.Err() != nil:
 		res.Message = fmt.Sprintf("no answer from %s within %s", server, d.opts.Timeout)
 		res.Fix = "check the URL and that the server is up; a firewall may drop the connection" + proxyHint(d.opts.Getenv, server)
@@ -187,7 +187,7 @@ func (d *doctor) checkIssuer(ctx context.Context, issuer, clientID string) (Resu
 			mismatch.Expected, mismatch.WellKnown, mismatch.Discovered, issuerDifference(mismatch.Expected, mismatch.Discovered))
 		res.Fix = fmt.Sprintf("the server's operator must announce exactly %q (serve --issuer)", mismatch.Discovered)
 	case isUntrustedCert(err):
-		res.Fix = "the broker's TLS certificate is not trusted here: set SSL_CERT_FILE to a PEM file that includes its CA"
+		res.Fix = "the broker's TLS certificate is not trusted here: pass its CA with --ca-cert FILE (or $PBENCH_AUTH_CA_CERT, or ca-cert in the server's profile of the config file)"
 	case ctx.Err() != nil:
 		res.Message = fmt.Sprintf("no answer from the broker at %s within %s", issuer, d.opts.Timeout)
 		res.Fix = "check that the broker is up and reachable from this machine" + proxyHint(d.opts.Getenv, issuer)

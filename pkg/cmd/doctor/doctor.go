@@ -31,6 +31,9 @@ type Options struct {
 	Getenv func(string) string
 	// HTTPClient is the client login and call use.
 	HTTPClient func() (*http.Client, error)
+	// CASummary says which CAs HTTPClient trusts (--ca-cert and the like);
+	// nil leaves the ca check to the environment.
+	CASummary func() (string, error)
 	// Server resolves --server (then $PBENCH_SERVER, then the config file).
 	Server func(flag string) (string, error)
 	// ProbeKeyring writes, reads back and deletes a throw-away keyring
@@ -54,6 +57,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		Now:          f.Now,
 		Getenv:       f.Getenv,
 		HTTPClient:   f.HTTPClient,
+		CASummary:    f.CASummary,
 		Server:       f.Server,
 		ProbeKeyring: func() error { return tokenstore.ProbeKeyring(tokenstore.Options{}) },
 		OpenStore: func(kind string) (tokenstore.Store, error) {
@@ -122,6 +126,9 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	// Resolve the server first: its profile's ca-cert applies to the client.
+	// A failure is reported by the server check.
+	_, _ = opts.Server(opts.Flags.Server)
 	hc, err := opts.HTTPClient()
 	if err != nil {
 		return err

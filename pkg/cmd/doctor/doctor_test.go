@@ -555,8 +555,8 @@ func TestUntrustedServerCertificate(t *testing.T) {
 	t.Cleanup(srv.Close)
 	rep, _, _ := doctorRun(t, newOptions(t, srv.URL, nil))
 	r := want(t, rep, "server", StatusFail)
-	if !strings.Contains(r.Fix, "SSL_CERT_FILE") {
-		t.Fatalf("fix %q does not point at SSL_CERT_FILE", r.Fix)
+	if !strings.Contains(r.Fix, "--ca-cert FILE") {
+		t.Fatalf("fix %q does not point at --ca-cert", r.Fix)
 	}
 }
 

@@ -116,6 +116,26 @@ func proxyHint(getenv func(string) string, target string) string {
 	return "; requests to it go " + r + ": check the proxy, or add the host to NO_PROXY"
 }
 
+// withCLICAs adds to the ca check what the CLI trusts on top of the system's
+// CAs (--ca-cert, $PBENCH_AUTH_CA_CERT, the profile's ca-cert) or that
+// --insecure-skip-tls-verify turns verification off. summary nil: r as is.
+func withCLICAs(r Result, summary func() (string, error)) Result {
+	if summary == nil || r.Status == StatusFail {
+		return r
+	}
+	s, err := summary()
+	switch {
+	case err != nil:
+		return Result{Name: "ca", Status: StatusFail, Message: err.Error(),
+			Fix: "give --ca-cert (or $PBENCH_AUTH_CA_CERT, or the profile's ca-cert) PEM files of CA certificates"}
+	case strings.HasPrefix(s, "none"):
+		return Result{Name: "ca", Status: StatusWarn, Message: s,
+			Fix: "drop --insecure-skip-tls-verify and pass the server's CA with --ca-cert FILE"}
+	}
+	r.Message += "; trusted: " + s
+	return r
+}
+
 // checkCA reports SSL_CERT_FILE and SSL_CERT_DIR, which replace (not add to)
 // the system's CA certificates that Go trusts on Linux and the BSDs.
 func checkCA(getenv func(string) string) Result {
