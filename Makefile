@@ -25,3 +25,8 @@ demo:
 ## generate: regenerate completions/ and docs/ reference pages from the command tree.
 generate:
 	scripts/generate.sh
+
+## bench: the performance benchmark (issue 7): installs wrk, hyperfine, gunicorn, Flask, PyJWT when root,
+## then prints figures, ratios and PASS/FAIL per target from one run (see docs/performance.md).
+bench:
+	bench/run.sh

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# bench/run.sh — the performance benchmark of issue 7 (make bench).
+#
+# Prints, from one run on loopback, the figures and ratios of
+# docs/performance.md and PASS/FAIL per target:
+#   1. serve on /api/v1/user with one repeated token vs its own /healthz (wrk)
+#   2. the same with a distinct, first-seen token on every request
+#   3. the anchor: a Pbench-like Flask app under gunicorn (PyJWT per call)
+#   4. go test -bench: first-seen check vs the raw RSA verify, cache hit
+#   5. RSS of serve after 100k distinct tokens (VmHWM, VmRSS)
+#   6. pbench-auth call vs curl, whole-process wall time (hyperfine)
+# Always exits 0 once it has measured (benchmarks inform); 1 if it could not
+# run (a tool missing, a server that did not start).
+#
+# Environment (defaults):
+#   BENCH_DURATION=5s     each wrk run, after a 2s warm-up of each server
+#   BENCH_ROUNDS=3        rounds of healthz / repeated / anchor; medians kept
+#   BENCH_FIRST_DURATION=2s  each first-seen wrk run (one per round)
+#   BENCH_CONNECTIONS=16  wrk connections (one wrk thread)
+#   BENCH_TOKENS=100000   distinct tokens minted (= the RSS target's count)
+#   BENCH_CALL_RUNS=100   hyperfine runs of call and of curl
+#   BENCH_TOKEN_STORE=keyring  store for part 6: keyring (under
+#                         scripts/with-keyring.sh) or file
+#   BENCH_KEEP=           non-empty: keep the scratch directory (tokens, logs)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+cd "$root"
+
+duration=${BENCH_DURATION:-5s}
+rounds=${BENCH_ROUNDS:-3}
+first_duration=${BENCH_FIRST_DURATION:-2s}
+conns=${BENCH_CONNECTIONS:-16}
+ntokens=${BENCH_TOKENS:-100000}
+store=${BENCH_TOKEN_STORE:-keyring}
+export BENCH_CALL_RUNS=${BENCH_CALL_RUNS:-100}
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+	say "bench: $*"
+	exit 1
+}
+
+# --- what it needs ---------------------------------------------------------
+install_deps() {
+	local missing=()
+	command -v wrk >/dev/null || missing+=(wrk)
+	command -v hyperfine >/dev/null || missing+=(hyperfine)
+	command -v gunicorn >/dev/null || missing+=(gunicorn)
+	command -v curl >/dev/null || missing+=(curl)
+	/usr/bin/python3 -c 'import flask' 2>/dev/null || missing+=(python3-flask)
+	/usr/bin/python3 -c 'import jwt, cryptography' 2>/dev/null || missing+=(python3-jwt python3-cryptography)
+	[ ${#missing[@]} -eq 0 ] && return
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		say "bench: installing ${missing[*]}"
+		apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}" >&2 ||
+			{ apt-get -o DPkg::Lock::Timeout=600 update >&2 &&
+				apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}" >&2; } ||
+			die "apt-get install ${missing[*]} failed"
+	else
+		die "missing ${missing[*]}: install them (Debian: sudo apt-get install ${missing[*]}) or run as root"
+	fi
+}
+install_deps
+command -v go >/dev/null || die "go not found: install Go (go.mod's toolchain is fetched with GOTOOLCHAIN=auto)"
+
+# Two cores or more: wrk (and the measured client processes) on CPU 0, the
+# server under test on CPU 1, so they do not compete for one core.
+client_pin=() server_pin=()
+export BENCH_CLIENT_CPU=
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+	client_pin=(taskset -c 0) server_pin=(taskset -c 1)
+	BENCH_CLIENT_CPU=0
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pbench-auth-bench.XXXXXX")
+chmod 0700 "$work"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -n "${BENCH_KEEP:-}" ]; then say "bench: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+results=$work/results
+
+say "bench: building pbench-auth and bench/benchtool"
+go build -o "$work/pbench-auth" ./cmd/pbench-auth
+go build -o "$work/benchtool" ./bench/benchtool
+
+# waitfor FILE REGEX: the first match of REGEX's group 1 in FILE, within 20s.
+waitfor() {
+	local i
+	for i in $(seq 200); do
+		if grep -Eo "$2" "$1" 2>/dev/null | head -1 | grep -q .; then
+			grep -Eo "$2" "$1" | head -1 | sed -E "s#$2#\\1#"
+			return
+		fi
+		sleep 0.1
+	done
+	sed 's/^/  | /' "$1" >&2
+	die "timed out waiting for /$2/ in $1"
+}
+
+# --- the servers -----------------------------------------------------------
+# serve --dev: the validating server and its development broker; the key is
+# kept in a file so that benchtool can sign tokens the server accepts.
+"${server_pin[@]}" "$work/pbench-auth" serve --dev --listen 127.0.0.1:0 --dev-key "$work/key.pem" \
+	--dev-token-ttl 1h >/dev/null 2>"$work/serve.log" &
+serve_pid=$!
+pids+=("$serve_pid")
+serve_url=$(waitfor "$work/serve.log" 'listening on (http://127\.0\.0\.1:[0-9]+)')
+issuer=$serve_url/realms/pbench-server
+curl -sf --retry 20 --retry-connrefused --retry-delay 0 "$serve_url/readyz" >/dev/null || die "serve is not ready"
+
+say "bench: minting $ntokens tokens with the broker's key (about 1 ms each)"
+"$work/benchtool" mint -issuer "$issuer" -key "$work/key.pem" -n "$ntokens" \
+	-tokens "$work/tokens" -header "$work/header"
+
+# The anchor: Pbench's way of checking a token, under gunicorn's default
+# (sync) workers, two of them, on the server's core.
+ANCHOR_REALM_URL=$issuer "${server_pin[@]}" gunicorn --workers 2 --bind 127.0.0.1:0 \
+	--chdir "$here/anchor" app:app >/dev/null 2>"$work/anchor.log" &
+pids+=("$!")
+anchor_url=$(waitfor "$work/anchor.log" 'Listening at: (http://127\.0\.0\.1:[0-9]+)')
+for i in $(seq 100); do
+	curl -sf -H @"$work/header" "$anchor_url/api/v1/user" >/dev/null && break
+	[ "$i" -lt 100 ] || die "the anchor does not accept the broker's token (see $work/anchor.log)"
+	sleep 0.1
+done
+curl -sf -H @"$work/header" "$serve_url/api/v1/user" >/dev/null || die "serve does not accept the broker's token"
+
+# --- load runs (wrk) -------------------------------------------------------
+# wrkrun NAME URL DURATION [VAR=VALUE...]: one wrk run with bench/wrk/bench.lua,
+# its RESULT line appended to $results as "wrk NAME ...".
+wrkrun() {
+	local name=$1 url=$2 d=$3
+	shift 3
+	local line
+	line=$(env "$@" "${client_pin[@]}" wrk -t1 -c"$conns" -d"$d" --latency -s "$here/wrk/bench.lua" "$url" |
+		grep '^RESULT ') || die "wrk $name: no result"
+	echo "wrk $name ${line#RESULT }" >>"$results"
+	say "  $name: ${line#RESULT }"
+}
+health=(BENCH_PATH=/healthz)
+repeated=(BENCH_PATH=/api/v1/user BENCH_HEADER_FILE="$work/header")
+
+say "bench: warm-up"
+wrkrun warmup "$serve_url" 2s "${health[@]}"
+wrkrun warmup "$serve_url" 2s "${repeated[@]}"
+wrkrun warmup "$anchor_url" 2s "${repeated[@]}"
+: >"$results"
+
+say "bench: $rounds rounds of healthz / repeated token / anchor ($duration each) and first-seen ($first_duration)"
+used=0
+for r in $(seq "$rounds"); do
+	wrkrun healthz "$serve_url" "$duration" "${health[@]}"
+	wrkrun repeated "$serve_url" "$duration" "${repeated[@]}"
+	wrkrun anchor "$anchor_url" "$duration" "${repeated[@]}"
+	wrkrun first-seen "$serve_url" "$first_duration" BENCH_PATH=/api/v1/user \
+		BENCH_TOKENS_FILE="$work/tokens" BENCH_TOKENS_FROM="$used"
+	used=$((used + $(tail -1 "$results" | sed -E 's/.*tokens_read=([0-9]+).*/\1/')))
+	# The first-seen run's healthz partner: the same short duration.
+	wrkrun healthz-short "$serve_url" "$first_duration" "${health[@]}"
+done
+
+# --- memory ------------------------------------------------------------------
+if [ "$used" -lt "$ntokens" ]; then
+	say "bench: sending the other $((ntokens - used)) tokens, each once"
+	"${client_pin[@]}" "$work/benchtool" send -url "$serve_url/api/v1/user" -tokens "$work/tokens" -from "$used" >&2
+fi
+echo "rss serve tokens=$ntokens hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$serve_pid/status") rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$serve_pid/status")" >>"$results"
+
+# --- per-token check (go test -bench) ---------------------------------------
+# The server package's benchmarks, compiled once and run in rounds (each
+# round runs the three back to back), on the server's core, one goroutine.
+say "bench: go test -bench 'VerifyFirstSeen|VerifyCached|RSAFloor' ./server, $rounds rounds"
+go test -c -o "$work/server.test" ./server
+for r in $(seq "$rounds"); do
+	(cd server && "${server_pin[@]}" "$work/server.test" -test.run '^$' -test.cpu 1 -test.benchtime 1s \
+		-test.bench 'VerifyFirstSeen|VerifyCached|RSAFloor') >"$work/gobench" || {
+		cat "$work/gobench" >&2
+		die "go test -bench failed"
+	}
+	grep '^Benchmark' "$work/gobench" | sed 's/^/  /' >&2
+	awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print "gobench", $1, "ns_op=" $3}' "$work/gobench" >>"$results"
+done
+
+# --- call vs curl --------------------------------------------------------------
+say "bench: pbench-auth call vs curl, $BENCH_CALL_RUNS runs each ($store store)"
+callargs=("$here/call.sh" "$serve_url" "$work/pbench-auth" "$work/benchtool" "$store" "$work/hyperfine.json")
+if [ "$store" = keyring ]; then
+	scripts/with-keyring.sh "${callargs[@]}" || die "call vs curl under scripts/with-keyring.sh failed"
+else
+	"${callargs[@]}" || die "call vs curl failed"
+fi
+
+# --- report --------------------------------------------------------------------
+/usr/bin/python3 "$here/report.py" "$results" "$work/hyperfine.json" "$store"
