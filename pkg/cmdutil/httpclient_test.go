@@ -157,7 +157,7 @@ func TestInsecureSkipTLSVerify(t *testing.T) {
 	}
 
 	for name, env := range map[string]map[string]string{
-		"--ca-cert": nil,
+		"--ca-cert":     nil,
 		"$" + CACertEnv: {CACertEnv: caFile},
 	} {
 		f, _ := newTestFactory(env)
