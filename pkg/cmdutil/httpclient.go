@@ -225,6 +225,13 @@ func (e *TLSError) Error() string {
 
 func (e *TLSError) Unwrap() error { return e.Err }
 
+// Timeout and Temporary make a TLSError a net.Error: the server could not be
+// reached safely, which commands report with cmdutil.ExitNetwork.
+func (e *TLSError) Timeout() bool { return false }
+
+// Temporary is false: trying again does not help.
+func (e *TLSError) Temporary() bool { return false }
+
 // tlsErrorTransport turns certificate verification errors into TLSErrors.
 type tlsErrorTransport struct{ base http.RoundTripper }
 
