@@ -22,7 +22,7 @@ type keyringAPI interface {
 
 type systemKeyring struct{}
 
-func (systemKeyring) Get(s, u string) (string, error) { return keyring.Get(s, u) }
+func (systemKeyring) Get(s, u string) (string, error) { return systemGet(s, u) }
 func (systemKeyring) Set(s, u, p string) error        { return keyring.Set(s, u, p) }
 func (systemKeyring) Delete(s, u string) error        { return keyring.Delete(s, u) }
 
