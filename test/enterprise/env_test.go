@@ -81,7 +81,7 @@ type envOptions struct {
 	// leaf is the served certificate; default: valid for host, signed by the CA.
 	leaf func(ca *testca.CA, host string) *testca.Leaf
 	// edit changes the server's configuration.
-	edit func(*server.Config)
+	edit func(*env, *server.Config)
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -127,7 +127,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	cfg.Logger = logger
 	if o.edit != nil {
-		o.edit(&cfg)
+		o.edit(e, &cfg)
 	}
 	if e.srv, err = server.New(t.Context(), cfg); err != nil {
 		t.Fatal(err)
