@@ -127,7 +127,7 @@ func (p *proxy) tunnel(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		// Bytes the client sent after the CONNECT request, then the rest.
 		if n := buf.Reader.Buffered(); n > 0 {
-			b, _ := buf.Reader.Peek(n)
+			b, _ := buf.Peek(n)
 			_, _ = upstream.Write(b)
 		}
 		_, _ = io.Copy(upstream, client)
