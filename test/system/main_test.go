@@ -397,12 +397,15 @@ func (c *cli) editTokens(edit func(map[string]any)) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var ts map[string]any
-	if err := json.Unmarshal(b, &ts); err != nil {
-		c.t.Fatal(err)
+	var rec struct {
+		Profile string         `json:"profile"`
+		Tokens  map[string]any `json:"tokens"`
 	}
-	edit(ts)
-	if b, err = json.Marshal(ts); err != nil {
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Tokens == nil {
+		c.t.Fatalf("token file: %v", err)
+	}
+	edit(rec.Tokens)
+	if b, err = json.Marshal(rec); err != nil {
 		c.t.Fatal(err)
 	}
 	if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -417,15 +420,17 @@ func (c *cli) storedTokens() []string {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var ts struct {
-		Access  string `json:"access_token"`
-		Refresh string `json:"refresh_token"`
-		ID      string `json:"id_token"`
+	var rec struct {
+		Tokens struct {
+			Access  string `json:"access_token"`
+			Refresh string `json:"refresh_token"`
+			ID      string `json:"id_token"`
+		} `json:"tokens"`
 	}
-	if err := json.Unmarshal(b, &ts); err != nil {
-		c.t.Fatal(err)
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Tokens.Access == "" {
+		c.t.Fatalf("token file: %v", err)
 	}
-	return []string{ts.Access, ts.Refresh, ts.ID}
+	return []string{rec.Tokens.Access, rec.Tokens.Refresh, rec.Tokens.ID}
 }
 
 var jwsLike = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$`)
