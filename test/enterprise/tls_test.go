@@ -60,6 +60,12 @@ func TestInternalCA(t *testing.T) {
 		[]byte("profiles:\n  "+e.url+":\n    ca-cert: ["+e.caFile+"]\n"))
 	checkUser("call with the profile's ca-cert", e.cli(t, cliOptions{}, "call", "--server", e.url, "/api/v1/user"))
 
+	// logout revokes at the broker with the profile's CA too.
+	r = e.cli(t, cliOptions{}, "logout", "--server", e.url)
+	if r.code != 0 || strings.Contains(r.stderr, "TLS connection") {
+		t.Errorf("logout with the profile's ca-cert: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// doctor reports where the CAs come from.
 	r = e.cli(t, cliOptions{}, "doctor", "--server", e.url, "--ca-cert", e.caFile)
 	if !strings.Contains(r.stdout+r.stderr, "1 certificates from --ca-cert ("+e.caFile+")") {

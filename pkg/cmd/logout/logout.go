@@ -51,11 +51,20 @@ command fails only when the local deletion fails. --all logs out of every profil
 }
 
 func run(ctx context.Context, opts *Options) error {
+	var profiles []string
+	if !opts.All {
+		// Resolved before the HTTP client is built: the profile's ca-cert
+		// applies to the revocation request.
+		server, err := opts.Server(opts.Flags.Server)
+		if err != nil {
+			return err
+		}
+		profiles = []string{server}
+	}
 	m, err := opts.Sessions(opts.Flags.TokenStore)
 	if err != nil {
 		return err
 	}
-	var profiles []string
 	if opts.All {
 		if profiles, err = m.Store.List(); err != nil {
 			return err
@@ -64,12 +73,6 @@ func run(ctx context.Context, opts *Options) error {
 			_, _ = fmt.Fprintln(opts.IO.ErrOut, "not logged in anywhere: nothing to do")
 			return nil
 		}
-	} else {
-		server, err := opts.Server(opts.Flags.Server)
-		if err != nil {
-			return err
-		}
-		profiles = []string{server}
 	}
 	var failed []error
 	for _, p := range profiles {
