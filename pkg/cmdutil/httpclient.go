@@ -88,22 +88,29 @@ func (f *Factory) caFiles() (caSource, error) {
 	return caSource{}, nil
 }
 
-// CASummary describes the CAs the CLI trusts, for doctor: "the system's
-// CAs" or "the system's CAs + 2 certificates from --ca-cert (a.pem, b.pem)".
-// It reads the files, and fails as the HTTP client would.
-func (f *Factory) CASummary() (string, error) {
+// CATrust is what the CLI's TLS trusts, for doctor.
+type CATrust struct {
+	// Summary is e.g. "the system's CAs" or "the system's CAs + 2
+	// certificates from --ca-cert (a.pem, b.pem)".
+	Summary string
+	// Insecure is --insecure-skip-tls-verify: nothing is verified.
+	Insecure bool
+}
+
+// CATrust reads the CA files as the HTTP client would, and fails as it would.
+func (f *Factory) CATrust() (CATrust, error) {
 	if f.TLS.InsecureSkipTLSVerify {
-		return "none: --insecure-skip-tls-verify turns certificate verification off", nil
+		return CATrust{Summary: "nothing: --insecure-skip-tls-verify turns certificate verification off", Insecure: true}, nil
 	}
 	src, err := f.caFiles()
 	if err != nil || len(src.files) == 0 {
-		return "the system's CAs", err
+		return CATrust{Summary: "the system's CAs"}, err
 	}
 	_, n, err := loadCAs(src)
 	if err != nil {
-		return "", err
+		return CATrust{}, err
 	}
-	return fmt.Sprintf("the system's CAs + %d certificates from %s (%s)", n, src.from, strings.Join(src.files, ", ")), nil
+	return CATrust{Summary: fmt.Sprintf("the system's CAs + %d certificates from %s (%s)", n, src.from, strings.Join(src.files, ", "))}, nil
 }
 
 // newHTTPClient builds the client of every outgoing connection: the system's

@@ -186,8 +186,8 @@ func TestBadCAFiles(t *testing.T) {
 			if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want a usage error saying %q", err, tc.want)
 			}
-			if _, err2 := f.CASummary(); err2 == nil {
-				t.Error("CASummary accepted the bad file")
+			if _, err2 := f.CATrust(); err2 == nil {
+				t.Error("CATrust accepted the bad file")
 			}
 		})
 	}
@@ -219,15 +219,15 @@ func TestProxyFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestCASummary(t *testing.T) {
+func TestCATrust(t *testing.T) {
 	caFile := testca.WriteFile(t, t.TempDir(), "ca.pem", testca.New(t, "CA").PEM)
 	f, _ := newTestFactory(map[string]string{CACertEnv: caFile})
-	s, err := f.CASummary()
-	if err != nil || !strings.Contains(s, "1 certificates from $"+CACertEnv) {
-		t.Fatalf("summary %q, %v", s, err)
+	tr, err := f.CATrust()
+	if err != nil || tr.Insecure || !strings.Contains(tr.Summary, "1 certificates from $"+CACertEnv+" ("+caFile+")") {
+		t.Fatalf("trust %+v, %v", tr, err)
 	}
 	f.TLS.InsecureSkipTLSVerify = true
-	if s, _ := f.CASummary(); !strings.HasPrefix(s, "none") {
-		t.Fatalf("insecure summary %q", s)
+	if tr, _ := f.CATrust(); !tr.Insecure {
+		t.Fatalf("insecure trust %+v", tr)
 	}
 }

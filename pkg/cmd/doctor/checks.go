@@ -116,7 +116,7 @@ func (d *doctor) run(ctx context.Context) *Report {
 		urls = append(urls, ep.OpenID.IssuerURL())
 	}
 	add(checkProxy(d.opts.Getenv, urls...))
-	add(withCLICAs(checkCA(d.opts.Getenv), d.opts.CASummary))
+	add(withCLICAs(checkCA(d.opts.Getenv), d.opts.CATrust))
 
 	res, effective := checkKeyring(d.opts.ProbeKeyring, d.kind, d.opts.StateDir())
 	add(res)

@@ -31,9 +31,9 @@ type Options struct {
 	Getenv func(string) string
 	// HTTPClient is the client login and call use.
 	HTTPClient func() (*http.Client, error)
-	// CASummary says which CAs HTTPClient trusts (--ca-cert and the like);
+	// CATrust says which CAs HTTPClient trusts (--ca-cert and the like);
 	// nil leaves the ca check to the environment.
-	CASummary func() (string, error)
+	CATrust func() (cmdutil.CATrust, error)
 	// Server resolves --server (then $PBENCH_SERVER, then the config file).
 	Server func(flag string) (string, error)
 	// ProbeKeyring writes, reads back and deletes a throw-away keyring
@@ -57,7 +57,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		Now:          f.Now,
 		Getenv:       f.Getenv,
 		HTTPClient:   f.HTTPClient,
-		CASummary:    f.CASummary,
+		CATrust:      f.CATrust,
 		Server:       f.Server,
 		ProbeKeyring: func() error { return tokenstore.ProbeKeyring(tokenstore.Options{}) },
 		OpenStore: func(kind string) (tokenstore.Store, error) {

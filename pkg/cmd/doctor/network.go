@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
 
 // proxyVars are the variables net/http reads, upper case first.
@@ -118,21 +120,21 @@ func proxyHint(getenv func(string) string, target string) string {
 
 // withCLICAs adds to the ca check what the CLI trusts on top of the system's
 // CAs (--ca-cert, $PBENCH_AUTH_CA_CERT, the profile's ca-cert) or that
-// --insecure-skip-tls-verify turns verification off. summary nil: r as is.
-func withCLICAs(r Result, summary func() (string, error)) Result {
-	if summary == nil || r.Status == StatusFail {
+// --insecure-skip-tls-verify turns verification off. trust nil: r as is.
+func withCLICAs(r Result, trust func() (cmdutil.CATrust, error)) Result {
+	if trust == nil || r.Status == StatusFail {
 		return r
 	}
-	s, err := summary()
+	tr, err := trust()
 	switch {
 	case err != nil:
 		return Result{Name: "ca", Status: StatusFail, Message: err.Error(),
 			Fix: "give --ca-cert (or $PBENCH_AUTH_CA_CERT, or the profile's ca-cert) PEM files of CA certificates"}
-	case strings.HasPrefix(s, "none"):
-		return Result{Name: "ca", Status: StatusWarn, Message: s,
+	case tr.Insecure:
+		return Result{Name: "ca", Status: StatusWarn, Message: "trusted: " + tr.Summary,
 			Fix: "drop --insecure-skip-tls-verify and pass the server's CA with --ca-cert FILE"}
 	}
-	r.Message += "; trusted: " + s
+	r.Message += "; trusted: " + tr.Summary
 	return r
 }
 
