@@ -174,6 +174,8 @@ type result struct {
 type cliOptions struct {
 	env     map[string]string // besides XDG_*, HOME and the token store
 	browser func(string) error
+	// stderr, when set, receives stderr as it is written.
+	stderr *syncBuffer
 }
 
 // cli runs the real command tree with the real factory, as main does: the
@@ -190,7 +192,12 @@ func (e *env) cli(t *testing.T, o cliOptions, args ...string) result {
 		env[k] = v
 	}
 	f := cmdutil.New()
-	ios, _, out, errOut := cmdutil.Test()
+	ios, _, out, _ := cmdutil.Test()
+	errOut := o.stderr
+	if errOut == nil {
+		errOut = &syncBuffer{}
+	}
+	ios.ErrOut = errOut
 	f.IO = ios
 	f.Getenv = func(k string) string { return env[k] }
 	f.OpenBrowser = o.browser
@@ -213,17 +220,7 @@ func (e *env) cli(t *testing.T, o cliOptions, args ...string) result {
 // like real browsers), logs alice in at the broker and delivers the code to
 // the CLI's loopback listener.
 func (e *env) browser(t *testing.T, proxy string) func(string) error {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool(), MinVersion: tls.VersionTLS12}}
-	if proxy != "" {
-		pu, _ := url.Parse("http://" + proxy)
-		tr.Proxy = func(r *http.Request) (*url.URL, error) {
-			if ip := net.ParseIP(r.URL.Hostname()); ip != nil && ip.IsLoopback() {
-				return nil, nil
-			}
-			return pu, nil
-		}
-	}
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	hc := e.browserClient(proxy)
 	return func(authURL string) error {
 		loc, err := devbrowser.Login(t.Context(), hc, authURL, user, password)
 		if err != nil {
@@ -238,6 +235,21 @@ func (e *env) browser(t *testing.T, proxy string) func(string) error {
 		_ = resp.Body.Close()
 		return nil
 	}
+}
+
+// browserClient is the browser's HTTP client.
+func (e *env) browserClient(proxy string) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool(), MinVersion: tls.VersionTLS12}}
+	if proxy != "" {
+		pu, _ := url.Parse("http://" + proxy)
+		tr.Proxy = func(r *http.Request) (*url.URL, error) {
+			if ip := net.ParseIP(r.URL.Hostname()); ip != nil && ip.IsLoopback() {
+				return nil, nil
+			}
+			return pu, nil
+		}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // proxyProc is a running test proxy.

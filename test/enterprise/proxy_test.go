@@ -1,10 +1,14 @@
 package enterprise
 
 import (
+	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
 
 // TestProxy: with HTTPS_PROXY set, everything the CLI sends to the server
@@ -73,3 +77,42 @@ func TestProxy(t *testing.T) {
 		t.Errorf("NO_PROXY=.test: exit %d, proxy requests %d -> %d\n%s", r.code, before, len(cliProxy.seen(t)), r.stderr)
 	}
 }
+
+// TestDeviceLoginThroughProxy: the device grant's endpoints (device
+// authorization, token polling) go through the proxy with the internal CA.
+func TestDeviceLoginThroughProxy(t *testing.T) {
+	e := newEnv(t, envOptions{host: "pbench.test"})
+	e.waitReady(t)
+	cliProxy, browserProxy := startProxy(t), startProxy(t)
+	stderr := &syncBuffer{}
+	approved := make(chan error, 1)
+	go func() {
+		var uri string
+		deadline := time.Now().Add(30 * time.Second)
+		for uri == "" && time.Now().Before(deadline) {
+			if m := completeURI.FindStringSubmatch(stderr.String()); m != nil {
+				uri = m[1]
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if uri == "" {
+			approved <- errors.New("the CLI never printed a verification URI")
+			return
+		}
+		approved <- devbrowser.ApproveDevice(t.Context(), e.browserClient(browserProxy.addr), uri, "", user, password)
+	}()
+	r := e.cli(t, cliOptions{stderr: stderr, env: map[string]string{
+		"HTTPS_PROXY": "http://" + cliProxy.addr, cmdutil.CACertEnv: e.caFile,
+	}}, "login", "--device", "--server", e.url)
+	if err := <-approved; err != nil {
+		t.Fatalf("approve: %v\n%s", err, r.stderr)
+	}
+	if r.code != 0 || !strings.Contains(r.stderr, "Logged in to "+e.url+" as "+user) {
+		t.Fatalf("device login through the proxy: exit %d\n%s", r.code, r.stderr)
+	}
+	if len(cliProxy.seen(t)) == 0 {
+		t.Error("the CLI's proxy saw nothing")
+	}
+}
+
+var completeURI = regexp.MustCompile(`\(or open (\S+), which carries the code\)`)
