@@ -38,14 +38,21 @@ type TLSFlags struct {
 	InsecureSkipTLSVerify bool
 }
 
-// AddTLSFlags registers --ca-cert and --insecure-skip-tls-verify on root as
-// persistent flags, bound to f.TLS.
+// AddTLSFlags registers --ca-cert and --insecure-skip-tls-verify, bound to
+// f.TLS, on every subcommand of root that has a --server flag: the commands
+// that connect to a Pbench server and its broker. Call it after the
+// subcommands are added.
 func AddTLSFlags(root *cobra.Command, f *Factory) {
-	fl := root.PersistentFlags()
-	fl.StringArrayVar(&f.TLS.CACerts, "ca-cert", nil,
-		"PEM file of CA certificates to trust besides the system's, for the server and the broker (repeatable; default $"+CACertEnv+", else ca-cert of the server's profile in the config file)")
-	fl.BoolVar(&f.TLS.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false,
-		"DANGEROUS, for test setups only: do not verify TLS certificates (anyone on the path can read your tokens)")
+	for _, c := range root.Commands() {
+		fl := c.Flags()
+		if fl.Lookup("server") == nil || fl.Lookup("ca-cert") != nil {
+			continue
+		}
+		fl.StringArrayVar(&f.TLS.CACerts, "ca-cert", nil,
+			"PEM file of CA certificates to trust besides the system's, for the server and the broker (repeatable; default $"+CACertEnv+", else ca-cert of the server's profile in the config file)")
+		fl.BoolVar(&f.TLS.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false,
+			"DANGEROUS, for test setups only: do not verify TLS certificates (anyone on the path can read your tokens)")
+	}
 }
 
 // caSource is where the CA files of this invocation come from, for messages.

@@ -40,7 +40,6 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.PersistentFlags().BoolVarP(&f.Verbose, "verbose", "v", false,
 		"print each step on stderr (tokens are always redacted)")
-	cmdutil.AddTLSFlags(cmd, f)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &cmdutil.UsageError{Err: err}
 	})
@@ -55,6 +54,7 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.AddCommand(serve.NewCmd(f, nil))
 	cmd.AddCommand(doctor.NewCmd(f, nil))
 	cmd.AddCommand(demo.NewCmd(f, nil))
+	cmdutil.AddTLSFlags(cmd, f) // on the commands above that have --server
 
 	// The root runs only to say that a command is unknown, as a usage error.
 	cmd.Args = func(c *cobra.Command, args []string) error {
