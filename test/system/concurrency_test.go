@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,11 +55,7 @@ func newRefreshCounter(t *testing.T, brokerBase string) *refreshCounter {
 // past (the file store), so every process needs a refresh.
 func TestParallelCallsRefreshOnce(t *testing.T) {
 	const n = 50
-	addr := freeAddr(t)
-	base := "http://" + addr
-	startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"))
-	c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE=file", "PBENCH_SERVER="+base)
-	c.login(base, filepath.Join(c.dir, "browser.log"))
+	c, base, _, _ := loggedIn(t, "file", nil)
 	before := c.storedTokens()
 
 	counter := newRefreshCounter(t, base)

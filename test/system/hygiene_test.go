@@ -98,10 +98,7 @@ func (sr *secretRecorder) all() map[string]string {
 // verifier never leaves the CLI: any string of 43-128 unreserved characters
 // in the output whose S256 is the login's code_challenge is the verifier.
 func TestNoSecretInAnyOutput(t *testing.T) {
-	addr := freeAddr(t)
-	base := "http://" + addr
-	broker, _ := startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"), "--dev-token-ttl", "10s")
-	c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE=file", "PBENCH_SERVER="+base)
+	c, base, broker, loginRun := loggedIn(t, "file", []string{"-v"}, "--dev-token-ttl", "10s")
 	browserLog := filepath.Join(c.dir, "browser.log")
 	rec := newSecretRecorder(t, base)
 
@@ -127,7 +124,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		}
 	}
 
-	collect("login", c.login(base, browserLog, "-v"), false)
+	collect("login", loginRun, false)
 	c.editTokens(func(ts map[string]any) {
 		u, err := url.Parse(ts["token_endpoint"].(string))
 		if err != nil {
@@ -146,7 +143,7 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	collect("doctor", c.run("doctor", "-v"), false)
 	collect("logout", c.run("logout", "-v"), false)
 	broker.kill()
-	outputs = append(outputs, output{"serve --dev log", broker.out.String()})
+	outputs = append(outputs, output{"serve --dev log", broker.output()})
 
 	for v, what := range rec.all() {
 		secrets[v] = what + " (seen at the token endpoint)"

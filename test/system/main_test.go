@@ -27,7 +27,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -125,39 +124,33 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a running pbench-auth serve.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	log  string // the file holding its stdout and stderr
 	done chan struct{}
+}
+
+// output is what the process printed so far.
+func (p *proc) output() string {
+	b, _ := os.ReadFile(p.log) // #nosec G304 -- the test's own file
+	return string(b)
 }
 
 // startServe runs `pbench-auth serve args...`; it is killed at the end of
 // the test, and its output logged if the test failed.
 func startServe(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, log: filepath.Join(t.TempDir(), "serve.log"), done: make(chan struct{})}
+	out, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child keeps its own descriptor.
+	defer func() { _ = out.Close() }()
 	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...) // #nosec G204 -- the binary under test
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -165,7 +158,7 @@ func startServe(t *testing.T, name string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.out.String())
+			t.Logf("--- %s output ---\n%s", name, p.output())
 		}
 	})
 	return p
@@ -377,6 +370,20 @@ func (c *cli) login(server, browserLog string, args ...string) result {
 		c.t.Fatalf("login: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// loggedIn starts a broker (serve --dev brokerArgs...) and logs in to it
+// with the token store named, through the test's browser (its log is
+// c.dir/browser.log). It returns the CLI, the server's URL, the broker and
+// the login's output.
+func loggedIn(t *testing.T, store string, loginArgs []string, brokerArgs ...string) (*cli, string, *proc, result) {
+	t.Helper()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	broker, _ := startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"), brokerArgs...)
+	c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE="+store, "PBENCH_SERVER="+base)
+	r := c.login(base, filepath.Join(c.dir, "browser.log"), loginArgs...)
+	return c, base, broker, r
 }
 
 // tokenFile is the file store's file of the only profile.

@@ -25,11 +25,7 @@ import (
 func TestNoPlaintextTokenOnDisk(t *testing.T) {
 	t.Run("file", func(t *testing.T) {
 		start := time.Now()
-		addr := freeAddr(t)
-		base := "http://" + addr
-		startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"))
-		c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE=file", "PBENCH_SERVER="+base)
-		c.login(base, filepath.Join(t.TempDir(), "browser.log"))
+		c, _, _, _ := loggedIn(t, "file", nil)
 		tokens := c.storedTokens()
 		found := scanForSecrets(t, tokens, start, c.dir)
 		want := c.tokenFile()
@@ -51,11 +47,7 @@ func TestNoPlaintextTokenOnDisk(t *testing.T) {
 			t.Skip("needs a Secret Service: run under scripts/with-keyring.sh with PBENCH_AUTH_TEST_KEYRING=1")
 		}
 		start := time.Now()
-		addr := freeAddr(t)
-		base := "http://" + addr
-		startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"))
-		c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE=keyring", "PBENCH_SERVER="+base)
-		c.login(base, filepath.Join(t.TempDir(), "browser.log"))
+		c, base, _, _ := loggedIn(t, "keyring", nil)
 
 		store, err := tokenstore.Open(tokenstore.Options{Kind: tokenstore.KindKeyring})
 		if err != nil {
@@ -109,8 +101,11 @@ func scanForSecrets(t *testing.T, secrets []string, start time.Time, dirs ...str
 	}
 	walk := func(root string, recentOnly bool, maxDepth int) {
 		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil // unreadable: not ours
+			switch {
+			case err != nil && d != nil && d.IsDir():
+				return filepath.SkipDir // unreadable: not ours
+			case err != nil:
+				return nil //nolint:nilerr // an unreadable file is not ours: keep scanning
 			}
 			if d.IsDir() {
 				if rel, _ := filepath.Rel(root, path); rel != "." && strings.Count(rel, string(filepath.Separator)) >= maxDepth {
