@@ -38,6 +38,9 @@ step "go test -race (Secret Service: gnome-keyring; browser: chromium)"
 export PBENCH_AUTH_TEST_CHROMIUM=1
 scripts/with-keyring.sh go test -race -count=1 ./...
 
+step "fuzzing: each target for a bounded time (scripts/fuzz.sh, FUZZTIME=20s)"
+scripts/fuzz.sh
+
 step "end to end: Dex IdP -> Dex broker -> serve -> CLI in Chromium, and the same on serve --dev"
 scripts/with-keyring.sh go test -tags e2e -count=1 -timeout 20m ./test/e2e/...
 
