@@ -86,8 +86,9 @@ func run(ctx context.Context, opts *Options) error {
 	}
 	st := Status{Server: server, Store: m.Store.Kind(), Location: m.Store.Location(server)}
 	ts, tokErr := m.Token(ctx, server)
-	if tokErr != nil && !errors.Is(tokErr, session.ErrNotLoggedIn) {
-		// Show what is stored even though it cannot be used.
+	if tokErr != nil && !errors.Is(tokErr, session.ErrNotLoggedIn) && !errors.Is(tokErr, tokenstore.ErrKeyringUnavailable) {
+		// Show what is stored even though it cannot be used (not when the
+		// keyring failed: asking it again would double the wait).
 		ts, _ = m.Store.Load(server)
 	}
 	st.LoggedIn = tokErr == nil
