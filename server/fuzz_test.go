@@ -6,14 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-)
-
-var (
-	fuzzOnce    sync.Once
-	fuzzHarness *harness
-	fuzzValid   string
 )
 
 // FuzzBearer sends any Authorization header value to the real handler.
@@ -22,13 +15,10 @@ var (
 // a signature decoding to other bytes, must be refused), and no answer echoes
 // the token. Seeds: testdata/fuzz/FuzzBearer and the cases below.
 func FuzzBearer(f *testing.F) {
-	// One server for the whole fuzzing run (the fuzzing engine calls the
-	// target from many goroutines; the harness is safe for that).
-	fuzzOnce.Do(func() {
-		fuzzHarness = newHarness(f, newTestIssuer(f), nil)
-		fuzzValid = fuzzHarness.ti.token(fuzzHarness.clock.Now(), nil)
-	})
-	h, valid := fuzzHarness, fuzzValid
+	// One server per fuzzing process; its clock stands still, so the valid
+	// seed stays valid however long the fuzzing runs.
+	h := newHarness(f, newTestIssuer(f), nil)
+	valid := h.ti.token(h.clock.Now(), nil)
 	parts := strings.Split(valid, ".")
 	for _, seed := range []string{
 		"Bearer " + valid,
