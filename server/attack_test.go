@@ -183,6 +183,8 @@ func TestAttackBattery(t *testing.T) {
 		{name: "Basic", hdr: []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+valid))}, message: "Bearer scheme"},
 		{name: "two Authorization headers", hdr: []string{"Authorization", "Bearer " + valid, "Authorization", "Bearer " + valid}, code: "invalid_request", message: "exactly one"},
 		{name: "token in the query string", path: "/api/v1/user?access_token=" + valid, code: "invalid_request", message: "not accepted"},
+		{name: "token in the query string, name percent-encoded, with a header", path: "/api/v1/user?access%5Ftoken=" + valid,
+			hdr: []string{"Authorization", "Bearer " + valid}, code: "invalid_request", message: "not accepted"},
 	}
 	if len(attacks) < 40 {
 		t.Fatalf("the battery has %d cases, the issue asks for at least 40", len(attacks))
