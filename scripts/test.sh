@@ -36,7 +36,23 @@ govulncheck -db "file://$cache/vulndb" ./...
 
 step "go test -race (Secret Service: gnome-keyring; browser: chromium)"
 export PBENCH_AUTH_TEST_CHROMIUM=1
-scripts/with-keyring.sh go test -race -count=1 ./...
+# -v so that a skipped test is seen: in CI every real component is installed,
+# so a test that skips there is a test that silently stopped running.
+log=$(mktemp)
+scripts/with-keyring.sh go test -race -count=1 -v ./... >"$log" 2>&1 || status=$?
+grep -E '^(ok|FAIL|--- FAIL|--- SKIP|panic:)|^\s+--- (FAIL|SKIP)' "$log" || true
+if [ "${status:-0}" != 0 ]; then
+  echo "go test failed; the failing tests' output:" >&2
+  grep -B2 -A30 -E -- '--- FAIL' "$log" | head -300 >&2 || tail -100 "$log" >&2
+  exit 1
+fi
+if [ "${CI:-}" = true ] && grep -qE -- '--- SKIP' "$log"; then
+  echo "tests were skipped in CI, where every component they need is installed:" >&2
+  grep -A1 -E -- '--- SKIP' "$log" >&2
+  exit 1
+fi
+awk '/^--- PASS|^    --- PASS/{p++} /^--- SKIP|^    --- SKIP/{s++} END{printf "tests: %d passed, 0 failed, %d skipped\n", p, s}' "$log"
+rm -f "$log"
 
 step "fuzzing: each target for a bounded time (scripts/fuzz.sh, FUZZTIME=20s)"
 scripts/fuzz.sh
