@@ -44,6 +44,23 @@ func addDevFlags(cmd *cobra.Command, opts *Options) {
 		"with --dev: allow a non-loopback --listen (DANGER: the broker's users and passwords are well known)")
 }
 
+// devOnlyFlags are meaningless without --dev; giving one alone is a mistake
+// worth saying rather than ignoring.
+var devOnlyFlags = []string{"dev-user", "dev-realm", "dev-token-ttl", "dev-key", "dev-allow-remote"}
+
+// checkDevFlags refuses --dev-* flags given without --dev.
+func checkDevFlags(opts *Options) error {
+	if opts.Dev || opts.flagSet == nil {
+		return nil
+	}
+	for _, name := range devOnlyFlags {
+		if opts.flagSet(name) {
+			return cmdutil.Usagef("--%s only applies with --dev", name)
+		}
+	}
+	return nil
+}
+
 var realmName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // setupDev starts the development broker for `serve --dev` on the same

@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -161,6 +162,9 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDevFlags(opts); err != nil {
+		return err
+	}
 	if opts.Check {
 		return check(opts, cfg)
 	}
@@ -177,6 +181,9 @@ func run(ctx context.Context, opts *Options) error {
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: the address is in use by another process: stop it, or choose another with --listen: %w", cfg.Listen, err)
+		}
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	defer func() { _ = ln.Close() }()
