@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 )
 
 // testIssuer is a Keycloak-shaped OpenID issuer over httptest: discovery,
@@ -225,31 +226,13 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers (the log).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is a running server in front of a test issuer.
 type harness struct {
 	ti    *testIssuer
 	clock *fakeClock
 	srv   *Server
 	http  *httptest.Server
-	log   *syncBuffer
+	log   *testutil.SyncBuffer
 }
 
 // newHarness starts a server for ti with Keycloak-like settings (audience
@@ -257,7 +240,7 @@ type harness struct {
 // has loaded the keys unless the issuer is down.
 func newHarness(t testing.TB, ti *testIssuer, edit func(*Config)) *harness {
 	t.Helper()
-	h := &harness{ti: ti, clock: newFakeClock(), log: &syncBuffer{}}
+	h := &harness{ti: ti, clock: newFakeClock(), log: &testutil.SyncBuffer{}}
 	cfg := Config{
 		Issuer:    ti.issuer,
 		ClientID:  "pbench-client",

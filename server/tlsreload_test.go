@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 )
 
 // selfSigned returns a PEM certificate and key for 127.0.0.1 named cn.
@@ -71,7 +73,7 @@ func TestCertReloadOnChange(t *testing.T) {
 		}
 	}
 	write(selfSigned(t, "first"))
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	r, err := NewCertReloader(certFile, keyFile, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)

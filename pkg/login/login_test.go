@@ -1,7 +1,6 @@
 package login_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
@@ -50,22 +50,7 @@ func startBroker(t *testing.T) *discovery.Broker {
 }
 
 // syncBuffer is a Prompt or trace written by the login's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer struct{ testutil.SyncBuffer }
 
 func (s *syncBuffer) Tracef(format string, args ...any) {
 	_, _ = io.WriteString(s, "* "+strings.TrimSpace(fmt.Sprintf(format, args...))+"\n")

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 )
 
 // dexVersion is the Dex that test/e2e/dex/build.sh builds; keep them in step.
@@ -70,7 +72,7 @@ func startDex(t *testing.T, name, addr string, config map[string]any) string {
 // `call` refreshes them through both Dex instances first.
 func startDexPair(t *testing.T) (broker string) {
 	t.Helper()
-	idpAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	idpAddr, brokerAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	brokerCallback := "http://" + brokerAddr + "/dex/callback"
 
 	idp := startDex(t, "dex-idp", idpAddr, map[string]any{

@@ -9,15 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 )
 
 // need skips the test when a real component is missing, with what to do —
@@ -33,19 +33,6 @@ func need(t *testing.T, ok bool, format string, args ...any) {
 		t.Fatal("CI=true: " + msg)
 	}
 	t.Skip(msg)
-}
-
-// freeAddr returns a free 127.0.0.1 address for a process that must know
-// its own URL before it starts (an OpenID issuer).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // binDir holds the pbench-auth binary under test; TestMain removes it.
@@ -66,31 +53,8 @@ var buildCLI = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	binDir = dir
-	bin := filepath.Join(dir, "pbench-auth")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/distributed-system-analysis/pbench-auth/cmd/pbench-auth")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build pbench-auth: %w\n%s", err, out)
-	}
-	return bin, nil
+	return testutil.BuildCLI(dir, false)
 })
-
-// syncBuffer collects a process's output for the test log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // daemon starts a long-running process whose output goes to the test log
 // when the test fails; it is killed at the end of the test.
@@ -98,7 +62,7 @@ func daemon(t *testing.T, name string, env []string, bin string, args ...string)
 	t.Helper()
 	cmd := exec.Command(bin, args...) // #nosec G204 -- binaries the test built or found
 	cmd.Env = append(os.Environ(), env...)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -182,7 +146,7 @@ func (c *cli) startLogin(args ...string) *login {
 	cmd := exec.CommandContext(ctx, c.bin, args...) // #nosec G204 -- the binary under test
 	cmd.Env = append(os.Environ(), c.env...)
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	pr, pw := io.Pipe()
 	cmd.Stdout = &stdout
 	cmd.Stderr = io.MultiWriter(stderr, pw)

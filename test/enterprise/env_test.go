@@ -22,12 +22,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
@@ -70,7 +70,7 @@ type env struct {
 	broker *devbroker.Broker
 	srv    *server.Server
 	addr   string // the listener's real address
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 
 	// CLI state shared by the runs of one test.
 	stateDir, configDir string
@@ -94,7 +94,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{ca: ca, host: o.host, addr: ln.Addr().String(), stderr: &syncBuffer{},
+	e := &env{ca: ca, host: o.host, addr: ln.Addr().String(), stderr: &testutil.SyncBuffer{},
 		stateDir: t.TempDir(), configDir: t.TempDir()}
 	e.caFile = testca.WriteFile(t, t.TempDir(), "internal-ca.pem", ca.PEM)
 	e.url = "https://" + net.JoinHostPort(o.host, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
@@ -175,7 +175,7 @@ type cliOptions struct {
 	env     map[string]string // besides XDG_*, HOME and the token store
 	browser func(string) error
 	// stderr, when set, receives stderr as it is written.
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 }
 
 // cli runs the real command tree with the real factory, as main does: the
@@ -195,7 +195,7 @@ func (e *env) cli(t *testing.T, o cliOptions, args ...string) result {
 	ios, _, out, _ := cmdutil.Test()
 	errOut := o.stderr
 	if errOut == nil {
-		errOut = &syncBuffer{}
+		errOut = &testutil.SyncBuffer{}
 	}
 	ios.ErrOut = errOut
 	f.IO = ios
@@ -295,23 +295,6 @@ func (p *proxyProc) seen(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return strings.FieldsFunc(string(b), func(r rune) bool { return r == '\n' })
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func mkdir(t *testing.T, parent, name string) string {

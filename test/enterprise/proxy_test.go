@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
 
@@ -84,7 +85,7 @@ func TestDeviceLoginThroughProxy(t *testing.T) {
 	e := newEnv(t, envOptions{host: "pbench.test"})
 	e.waitReady(t)
 	cliProxy, browserProxy := startProxy(t), startProxy(t)
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	approved := make(chan error, 1)
 	go func() {
 		var uri string

@@ -3,7 +3,6 @@ package enterprise
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,20 +11,9 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/test/enterprise/testca"
 )
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
 
 // servedSerial does one TLS handshake with addr (trusting ca) and returns
 // the serial number of the certificate served, or "" if the handshake failed.
@@ -48,10 +36,10 @@ func TestServeDevOverTLSReloadsItsCertificate(t *testing.T) {
 	first := ca.Issue(t, testca.Options{Hosts: []string{"127.0.0.1"}})
 	certFile := testca.WriteFile(t, dir, "tls.crt", first.CertPEM)
 	keyFile := testca.WriteFile(t, dir, "tls.key", first.KeyPEM)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 
 	ios, _, _, _ := cmdutil.Test()
-	stderr := &syncBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	ios.ErrOut = stderr
 	f := cmdutil.New()
 	f.IO = ios
@@ -101,7 +89,7 @@ func TestServeDevOverTLSReloadsItsCertificate(t *testing.T) {
 
 // waitFor polls cond (a condition another goroutine or process brings
 // about) for up to 15s.
-func waitFor(t *testing.T, what string, cond func() bool, log *syncBuffer) {
+func waitFor(t *testing.T, what string, cond func() bool, log *testutil.SyncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -32,6 +31,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
 
@@ -57,14 +57,8 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	bin = filepath.Join(dir, "pbench-auth")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/distributed-system-analysis/pbench-auth/cmd/pbench-auth")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil { // #nosec G204 -- fixed arguments
-		fmt.Fprintf(os.Stderr, "go build pbench-auth: %v\n%s", err, out)
+	if bin, err = testutil.BuildCLI(dir, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
@@ -109,19 +103,6 @@ func cmp(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// freeAddr returns a free 127.0.0.1 address, for a process that must be
-// restarted on the same address or whose URL is needed before it starts.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // proc is a running pbench-auth serve.
@@ -378,7 +359,7 @@ func (c *cli) login(server, browserLog string, args ...string) result {
 // the login's output.
 func loggedIn(t *testing.T, store string, loginArgs []string, brokerArgs ...string) (*cli, string, *proc, result) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	base := "http://" + addr
 	broker, _ := startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"), brokerArgs...)
 	c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE="+store, "PBENCH_SERVER="+base)

@@ -1,40 +1,21 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 )
 
-// lockedBuffer is stderr, written by serve's and login's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newFactory(t *testing.T) (*cmdutil.Factory, *lockedBuffer, *lockedBuffer) {
+func newFactory(t *testing.T) (*cmdutil.Factory, *testutil.SyncBuffer, *testutil.SyncBuffer) {
 	t.Helper()
 	ios, _, _, _ := cmdutil.Test()
-	out, errOut := &lockedBuffer{}, &lockedBuffer{}
+	out, errOut := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	ios.Out, ios.ErrOut = out, errOut
 	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir()}
 	return &cmdutil.Factory{

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
@@ -89,7 +90,7 @@ func TestServeDevEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := parse(t, "--dev", "--dev-token-ttl", "1m")
-	stderr := &lockedBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: stderr}
 
 	mux := http.NewServeMux()

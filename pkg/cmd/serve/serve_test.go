@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,6 +29,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 )
 
@@ -119,24 +119,6 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 	}
 }
 
-// lockedBuffer lets the test read stderr while the server writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startBroker serves a minimal OpenID discovery document and JWKS.
 func startBroker(t *testing.T) (issuer string) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -157,8 +139,8 @@ func startBroker(t *testing.T) (issuer string) {
 
 // startServe runs `serve` with opts until the returned stop is called, and
 // waits for its start-up line and for /readyz to answer 200.
-func startServe(t *testing.T, opts *Options, client *http.Client) (base string, stderr *lockedBuffer, stop func() error) {
-	stderr = &lockedBuffer{}
+func startServe(t *testing.T, opts *Options, client *http.Client) (base string, stderr *testutil.SyncBuffer, stop func() error) {
+	stderr = &testutil.SyncBuffer{}
 	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: stderr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
