@@ -36,16 +36,8 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 		Action:  b.Issuer() + "/login-actions/authenticate",
 		Hidden:  map[string]string{"id": id},
 	}
-	if r.Method == http.MethodGet {
-		b.render(w, http.StatusOK, form)
-		return
-	}
-	name := strings.TrimSpace(r.PostForm.Get("username"))
-	a, ok := b.store.users.authenticate(name, r.PostForm.Get("password"))
+	a, ok := b.signIn(w, r, form, "login", g.ClientID)
 	if !ok {
-		b.log.Warn("login refused: invalid username or password", "username", name, "client", g.ClientID)
-		form.Error, form.Username = invalidCredentials, name
-		b.render(w, http.StatusOK, form) // Keycloak answers 200 with the form again
 		return
 	}
 	if err := b.store.completeLogin(id, a); err != nil {
@@ -55,6 +47,28 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 	b.log.Info("login", "username", a.Name, "client", g.ClientID)
 	// The target is this broker's own callback (id is query-escaped in it).
 	http.Redirect(w, r, b.server.callbackURL(r.Context(), b.Issuer(), id), http.StatusSeeOther) //nolint:gosec // G710: see above
+}
+
+// signIn answers the sign-in form: a GET shows it; a POST checks the
+// username and password, and when they are wrong logs the refusal (flow
+// names the login, e.g. "device login"; never the password) and shows the
+// form again with the error and the name typed, with status 200 as
+// Keycloak does. It returns the account only when the user signed in; when
+// ok is false the response is written.
+func (b *Broker) signIn(w http.ResponseWriter, r *http.Request, form page, flow, clientID string) (a *account, ok bool) {
+	if r.Method == http.MethodGet {
+		b.render(w, http.StatusOK, form)
+		return nil, false
+	}
+	name := strings.TrimSpace(r.PostForm.Get("username"))
+	a, ok = b.store.users.authenticate(name, r.PostForm.Get("password"))
+	if !ok {
+		b.log.Warn(flow+" refused: invalid username or password", "username", name, "client", clientID)
+		form.Error, form.Username = invalidCredentials, name
+		b.render(w, http.StatusOK, form)
+		return nil, false
+	}
+	return a, true
 }
 
 // device is the device flow's verification page: enter the user code (GET),
@@ -89,16 +103,8 @@ func (b *Broker) device(w http.ResponseWriter, r *http.Request) {
 		Action:  action,
 		Hidden:  map[string]string{"user_code": code},
 	}
-	if r.Method == http.MethodGet {
-		b.render(w, http.StatusOK, form)
-		return
-	}
-	name := strings.TrimSpace(r.PostForm.Get("username"))
-	a, ok := b.store.users.authenticate(name, r.PostForm.Get("password"))
+	a, ok := b.signIn(w, r, form, "device login", clientID)
 	if !ok {
-		b.log.Warn("device login refused: invalid username or password", "username", name, "client", clientID)
-		form.Error, form.Username = invalidCredentials, name
-		b.render(w, http.StatusOK, form)
 		return
 	}
 	consent, err := b.store.deviceLogin(code, a)
