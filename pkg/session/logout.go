@@ -23,15 +23,11 @@ var ErrNoRevocation = errors.New("the broker has no revocation endpoint: the ref
 // answer); err reports what kept the tokens on this machine (including
 // ErrNotLoggedIn when there were none).
 func (m *Manager) Logout(ctx context.Context, profile string) (revokeErr, err error) {
-	unlock, err := m.lock(ctx, profile)
+	ts, unlock, err := m.lockAndLoad(ctx, profile)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	ts, err := m.load(profile)
-	if err != nil {
-		return nil, err
-	}
 	token, hint := ts.RefreshToken, "refresh_token"
 	if token == "" {
 		token, hint = ts.AccessToken, "access_token"

@@ -131,19 +131,30 @@ func LoginCommand(profile string, ts *tokenstore.TokenSet) string {
 	return "pbench-auth login --server " + profile
 }
 
+// lockAndLoad takes the profile's lock and then reads its tokens, so that
+// what it returns is current while the lock is held. On success the caller
+// must call unlock; on an error the lock is already released.
+func (m *Manager) lockAndLoad(ctx context.Context, profile string) (ts *tokenstore.TokenSet, unlock func(), err error) {
+	unlock, err = m.lock(ctx, profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ts, err = m.load(profile); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return ts, unlock, nil
+}
+
 // refreshLocked takes the profile's lock, re-reads the store (another
 // process may have refreshed while this one waited), and refreshes only if
 // still needed.
 func (m *Manager) refreshLocked(ctx context.Context, profile string, needed func(*tokenstore.TokenSet) bool) (*tokenstore.TokenSet, error) {
-	unlock, err := m.lock(ctx, profile)
+	ts, unlock, err := m.lockAndLoad(ctx, profile)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	ts, err := m.load(profile)
-	if err != nil {
-		return nil, err
-	}
 	if !needed(ts) {
 		m.trace("tokens of %s were refreshed by another process", profile)
 		return ts, nil
