@@ -1,14 +1,17 @@
 """Prints bench/run.sh's table: figures, ratios and PASS/FAIL per target.
 
-usage: report.py RESULTS HYPERFINE_JSON STORE
+usage: report.py RESULTS HYPERFINE_PREFIX STORE
+
+HYPERFINE_PREFIX.N.json are call.sh's rounds.
 
 RESULTS has one measurement per line, "KIND NAME key=value ..." (see
-run.sh). Load figures are medians over the rounds; each ratio is the median
-of the per-round ratios, so that a burst of load from other processes on
+run.sh). Figures are medians over the rounds; each ratio is the median of
+the per-round ratios, so that a burst of load from other processes on
 the machine hits both sides of a ratio alike.
 """
 
 import datetime
+import glob
 import json
 import os
 import platform
@@ -52,8 +55,14 @@ def main():
     def med(name, key):
         return statistics.median(r[key] for r in wrk[name])
 
-    def ratio(a, b, key="rps"):
-        return statistics.median(x[key] / y[key] for x, y in zip(wrk[a], wrk[b]))
+    def ratios(a, b, key="rps"):
+        return [x[key] / y[key] for x, y in zip(wrk[a], wrk[b])]
+
+    def ratio(a, b):
+        return statistics.median(ratios(a, b))
+
+    def spread(rs, fmt="{:.2f}"):
+        return "rounds " + " ".join(fmt.format(r) for r in rs)
 
     def target(label, ok, detail):
         verdicts.append(("PASS" if ok else "FAIL", label, detail))
@@ -61,18 +70,28 @@ def main():
     bad = {n: sum(r["non2xx"] + r["errors"] for r in runs) for n, runs in wrk.items()}
     for name, what in [
         ("healthz", "serve /healthz (no token)"),
+        ("healthz-padded", "serve /healthz + header of a token's size"),
         ("repeated", "serve /api/v1/user, one repeated token"),
         ("anchor", "Pbench-like Flask+PyJWT /api/v1/user"),
         ("healthz-short", "serve /healthz (first-seen's partner)"),
         ("first-seen", "serve /api/v1/user, first-seen tokens"),
     ]:
+        cpu = f"  serve CPU {med(name, 'cpu_us'):5.1f} us/req" if "cpu_us" in wrk[name][0] else ""
         rows.append(f"  {what:<42} {med(name, 'rps'):>9.0f} req/s  p50 {med(name, 'p50_us') / 1000:6.2f} ms"
-                    f"  p99 {med(name, 'p99_us') / 1000:6.2f} ms")
+                    f"  p99 {med(name, 'p99_us') / 1000:6.2f} ms{cpu}")
     r_health = ratio("repeated", "healthz")
     r_anchor = ratio("repeated", "anchor")
     r_first = ratio("first-seen", "healthz-short")
-    rows.append(f"  repeated / healthz {r_health:.2f}x   repeated / anchor {r_anchor:.1f}x   "
-                f"first-seen / healthz {r_first:.2f}x")
+    rows.append(f"  repeated / healthz {r_health:.2f}x ({spread(ratios('repeated', 'healthz'))})")
+    # serve's CPU time per request is what bounds its req/s when it has a
+    # core to itself: healthz's / repeated's is the ratio to expect there.
+    cpu_rounds = ratios("healthz", "repeated", "cpu_us")
+    rows.append(f"  serve CPU per request, healthz / repeated {statistics.median(cpu_rounds):.2f}x "
+                f"({spread(cpu_rounds)}): the req/s ratio when serve is CPU-bound")
+    pad_rounds = ratios("repeated", "healthz-padded")
+    rows.append(f"  repeated / healthz with a token-sized header {statistics.median(pad_rounds):.2f}x ({spread(pad_rounds)})")
+    rows.append(f"  repeated / anchor {r_anchor:.1f}x ({spread(ratios('repeated', 'anchor'), '{:.0f}')})")
+    rows.append(f"  first-seen / healthz {r_first:.2f}x ({spread(ratios('first-seen', 'healthz-short'))})")
     target("repeated >= 0.9x healthz", r_health >= 0.9, f"{r_health:.2f}x")
     target("repeated >= 25x Flask anchor", r_anchor >= 25, f"{r_anchor:.1f}x")
     if any(bad.values()):
@@ -86,7 +105,12 @@ def main():
                          ("BenchmarkVerifyFirstSeen", "BenchmarkRSAFloor", "BenchmarkVerifyCached"))
     rows.append(f"  per-token check (go test -bench, medians): first-seen {fs / 1000:.1f} us, "
                 f"RSA-2048 floor {floor / 1000:.1f} us, cache hit {cached / 1000:.2f} us")
-    r_fs = statistics.median(a / b for a, b in zip(gobench["BenchmarkVerifyFirstSeen"], gobench["BenchmarkRSAFloor"]))
+    hc, hh = (statistics.median(gobench[n]) for n in ("BenchmarkHandlerCached", "BenchmarkHandlerHealthz"))
+    rows.append(f"  whole handler in-process (no network): /api/v1/user repeated {hc / 1000:.2f} us, "
+                f"/healthz {hh / 1000:.2f} us")
+    fs_rounds = [a / b for a, b in zip(gobench["BenchmarkVerifyFirstSeen"], gobench["BenchmarkRSAFloor"])]
+    r_fs = statistics.median(fs_rounds)
+    rows.append(f"  first-seen check / RSA floor {r_fs:.2f}x ({spread(fs_rounds)})")
     target("first-seen check <= 2x RSA floor", r_fs <= 2, f"{r_fs:.2f}x")
 
     hwm, cur = rss["hwm_kb"] / 1024, rss["rss_kb"] / 1024
@@ -94,13 +118,18 @@ def main():
                 f"RSS now {cur:.1f} MiB")
     target(f"<= 64 MiB RSS with {rss['tokens']} tokens", hwm <= 64, f"peak {hwm:.1f} MiB")
 
-    with open(hyperfine) as f:
-        hf = {r["command"]: r for r in json.load(f)["results"]}
-    call = next(v for k, v in hf.items() if k.startswith("pbench-auth call"))
-    curl = hf["curl"]
-    r_call = call["median"] / curl["median"]
-    rows.append(f"  pbench-auth call ({store} store) median {call['median'] * 1000:.2f} ms, "
-                f"curl median {curl['median'] * 1000:.2f} ms ({len(call['times'])} runs each)")
+    rounds, times = [], defaultdict(list)
+    for path in sorted(glob.glob(hyperfine + ".*.json")):
+        with open(path) as f:
+            rs = {("call" if r["command"].startswith("pbench-auth call") else r["command"]): r
+                  for r in json.load(f)["results"]}
+        rounds.append(rs["call"]["median"] / rs["curl"]["median"])
+        for k, r in rs.items():
+            times[k] += r["times"]
+    r_call = statistics.median(rounds)
+    rows.append(f"  pbench-auth call ({store} store) median {statistics.median(times['call']) * 1000:.2f} ms, "
+                f"curl median {statistics.median(times['curl']) * 1000:.2f} ms ({len(times['call'])} runs each)")
+    rows.append(f"  call / curl {r_call:.2f}x ({spread(rounds)})")
     target("call <= 1.5x curl", r_call <= 1.5, f"{r_call:.2f}x")
 
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

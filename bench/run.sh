@@ -13,8 +13,9 @@
 # run (a tool missing, a server that did not start).
 #
 # Environment (defaults):
-#   BENCH_DURATION=5s     each wrk run, after a 2s warm-up of each server
-#   BENCH_ROUNDS=3        rounds of healthz / repeated / anchor; medians kept
+#   BENCH_DURATION=3s     each wrk run, after a 2s warm-up of each server
+#   BENCH_ROUNDS=5        rounds of healthz / repeated / anchor / first-seen, and of
+#                         go test -bench; medians of figures and of per-round ratios
 #   BENCH_FIRST_DURATION=2s  each first-seen wrk run (one per round)
 #   BENCH_CONNECTIONS=16  wrk connections (one wrk thread)
 #   BENCH_TOKENS=100000   distinct tokens minted (= the RSS target's count)
@@ -28,13 +29,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 cd "$root"
 
-duration=${BENCH_DURATION:-5s}
-rounds=${BENCH_ROUNDS:-3}
+duration=${BENCH_DURATION:-3s}
+rounds=${BENCH_ROUNDS:-5}
 first_duration=${BENCH_FIRST_DURATION:-2s}
 conns=${BENCH_CONNECTIONS:-16}
 ntokens=${BENCH_TOKENS:-100000}
 store=${BENCH_TOKEN_STORE:-keyring}
-export BENCH_CALL_RUNS=${BENCH_CALL_RUNS:-100}
+export BENCH_CALL_RUNS=${BENCH_CALL_RUNS:-100} BENCH_ROUNDS=$rounds
 
 say() { printf '%s\n' "$*" >&2; }
 die() {
@@ -132,18 +133,34 @@ done
 curl -sf -H @"$work/header" "$serve_url/api/v1/user" >/dev/null || die "serve does not accept the broker's token"
 
 # --- load runs (wrk) -------------------------------------------------------
+# cputicks PID: user + system CPU time of the whole process, in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
 # wrkrun NAME URL DURATION [VAR=VALUE...]: one wrk run with bench/wrk/bench.lua,
-# its RESULT line appended to $results as "wrk NAME ...".
+# its RESULT line appended to $results as "wrk NAME ...". Runs against serve
+# also record serve's CPU time per request (cpu_us), which, unlike req/s,
+# does not depend on how much of the machine other processes take.
 wrkrun() {
 	local name=$1 url=$2 d=$3
 	shift 3
-	local line
+	local line c0 c1 n cpu=""
+	c0=$(cputicks "$serve_pid")
 	line=$(env "$@" "${client_pin[@]}" wrk -t1 -c"$conns" -d"$d" --latency -s "$here/wrk/bench.lua" "$url" |
 		grep '^RESULT ') || die "wrk $name: no result"
-	echo "wrk $name ${line#RESULT }" >>"$results"
-	say "  $name: ${line#RESULT }"
+	c1=$(cputicks "$serve_pid")
+	if [ "$url" = "$serve_url" ]; then
+		n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+		cpu=" cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
+	fi
+	echo "wrk $name ${line#RESULT }$cpu" >>"$results"
+	say "  $name: ${line#RESULT }$cpu"
 }
 health=(BENCH_PATH=/healthz)
+# /healthz with a header as long as the token's: what carrying the token
+# costs net/http and the kernel, apart from checking it.
+awk '{s = "X-Padding: "; while (length(s) < length($0)) s = s "a"; print s}' "$work/header" >"$work/padding"
+padded=(BENCH_PATH=/healthz BENCH_HEADER_FILE="$work/padding")
 repeated=(BENCH_PATH=/api/v1/user BENCH_HEADER_FILE="$work/header")
 
 say "bench: warm-up"
@@ -155,8 +172,16 @@ wrkrun warmup "$anchor_url" 2s "${repeated[@]}"
 say "bench: $rounds rounds of healthz / repeated token / anchor ($duration each) and first-seen ($first_duration)"
 used=0
 for r in $(seq "$rounds"); do
-	wrkrun healthz "$serve_url" "$duration" "${health[@]}"
-	wrkrun repeated "$serve_url" "$duration" "${repeated[@]}"
+	# Alternate the order (ABBA) so that a drift in the machine's load
+	# does not always favour the same side of the ratio.
+	if [ $((r % 2)) -eq 1 ]; then
+		wrkrun healthz "$serve_url" "$duration" "${health[@]}"
+		wrkrun repeated "$serve_url" "$duration" "${repeated[@]}"
+	else
+		wrkrun repeated "$serve_url" "$duration" "${repeated[@]}"
+		wrkrun healthz "$serve_url" "$duration" "${health[@]}"
+	fi
+	wrkrun healthz-padded "$serve_url" "$duration" "${padded[@]}"
 	wrkrun anchor "$anchor_url" "$duration" "${repeated[@]}"
 	wrkrun first-seen "$serve_url" "$first_duration" BENCH_PATH=/api/v1/user \
 		BENCH_TOKENS_FILE="$work/tokens" BENCH_TOKENS_FROM="$used"
@@ -175,11 +200,11 @@ echo "rss serve tokens=$ntokens hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$serv
 # --- per-token check (go test -bench) ---------------------------------------
 # The server package's benchmarks, compiled once and run in rounds (each
 # round runs the three back to back), on the server's core, one goroutine.
-say "bench: go test -bench 'VerifyFirstSeen|VerifyCached|RSAFloor' ./server, $rounds rounds"
+say "bench: go test -bench 'VerifyFirstSeen|VerifyCached|RSAFloor|Handler' ./server, $rounds rounds"
 go test -c -o "$work/server.test" ./server
 for r in $(seq "$rounds"); do
-	(cd server && "${server_pin[@]}" "$work/server.test" -test.run '^$' -test.cpu 1 -test.benchtime 1s \
-		-test.bench 'VerifyFirstSeen|VerifyCached|RSAFloor') >"$work/gobench" || {
+	(cd server && "${server_pin[@]}" "$work/server.test" -test.run '^$' -test.cpu 1 -test.benchtime 500ms \
+		-test.bench 'VerifyFirstSeen|VerifyCached|RSAFloor|Handler') >"$work/gobench" || {
 		cat "$work/gobench" >&2
 		die "go test -bench failed"
 	}
@@ -189,7 +214,7 @@ done
 
 # --- call vs curl --------------------------------------------------------------
 say "bench: pbench-auth call vs curl, $BENCH_CALL_RUNS runs each ($store store)"
-callargs=("$here/call.sh" "$serve_url" "$work/pbench-auth" "$work/benchtool" "$store" "$work/hyperfine.json")
+callargs=("$here/call.sh" "$serve_url" "$work/pbench-auth" "$work/benchtool" "$store" "$work/hyperfine")
 if [ "$store" = keyring ]; then
 	scripts/with-keyring.sh "${callargs[@]}" || die "call vs curl under scripts/with-keyring.sh failed"
 else
@@ -197,4 +222,4 @@ else
 fi
 
 # --- report --------------------------------------------------------------------
-/usr/bin/python3 "$here/report.py" "$results" "$work/hyperfine.json" "$store"
+/usr/bin/python3 "$here/report.py" "$results" "$work/hyperfine" "$store"
