@@ -1,7 +1,6 @@
 package tokenstore
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/zalando/go-keyring"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 )
 
 // Tests against the real Secret Service (gnome-keyring). Run them with
@@ -58,27 +59,6 @@ func helper() int {
 	return 0
 }
 
-// runHelper runs the helper with env added; it returns stdout and stderr.
-func runHelper(t *testing.T, argv []string, env ...string) (string, string) {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...) // #nosec G204 -- the test binary itself
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), stderr.String()
-}
-
-func self(t *testing.T) []string {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []string{exe}
-}
-
 // silentBus is a D-Bus address whose socket accepts connections and never
 // answers: the "Secret Service that hangs" case.
 func silentBus(t *testing.T) string {
@@ -113,7 +93,7 @@ func TestKeyringUnavailable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+", keyring", func(t *testing.T) {
-			out, _ := runHelper(t, self(t), helperEnv+"=save", "HELPER_KIND=keyring", "HELPER_TIMEOUT=500ms",
+			out, _ := testutil.RunHelper(t, []string{testutil.Executable(t)}, helperEnv+"=save", "HELPER_KIND=keyring", "HELPER_TIMEOUT=500ms",
 				"HELPER_DIR="+t.TempDir(), "DBUS_SESSION_BUS_ADDRESS="+tt.bus)
 			if !strings.Contains(out, "kind=keyring") || !strings.Contains(out, tt.wantErr) || !strings.Contains(out, "use --token-store file") {
 				t.Fatalf("helper said %q; want a keyring error saying %q and the hint", out, tt.wantErr)
@@ -121,7 +101,7 @@ func TestKeyringUnavailable(t *testing.T) {
 		})
 		t.Run(tt.name+", auto", func(t *testing.T) {
 			dir := t.TempDir()
-			out, warn := runHelper(t, self(t), helperEnv+"=save", "HELPER_KIND=auto", "HELPER_TIMEOUT=500ms",
+			out, warn := testutil.RunHelper(t, []string{testutil.Executable(t)}, helperEnv+"=save", "HELPER_KIND=auto", "HELPER_TIMEOUT=500ms",
 				"HELPER_DIR="+dir, "DBUS_SESSION_BUS_ADDRESS="+tt.bus)
 			if strings.TrimSpace(out) != "kind=file err=<nil>" {
 				t.Fatalf("helper said %q; want a successful save to the file store", out)
@@ -218,7 +198,7 @@ func TestSystemKeyringLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A session of its own: a locked keyring cannot be unlocked without a prompt.
-	out, _ := runHelper(t, append([]string{script}, self(t)...), helperEnv+"=locked", "HELPER_KIND=keyring",
+	out, _ := testutil.RunHelper(t, []string{script, testutil.Executable(t)}, helperEnv+"=locked", "HELPER_KIND=keyring",
 		"HELPER_TIMEOUT=3s", "HELPER_DIR="+t.TempDir())
 	if !strings.Contains(out, "kind=keyring") || !strings.Contains(out, "the OS keyring") || !strings.Contains(out, "unlock it, or use --token-store file") {
 		t.Fatalf("helper said %q; want a clear keyring error with the hint", out)

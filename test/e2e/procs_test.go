@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,20 +61,7 @@ func daemon(t *testing.T, name string, env []string, bin string, args ...string)
 	t.Helper()
 	cmd := exec.Command(bin, args...) // #nosec G204 -- binaries the test built or found
 	cmd.Env = append(os.Environ(), env...)
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, out.String())
-		}
-	})
+	testutil.StartProcess(t, name, cmd)
 }
 
 // waitHTTP polls url until it answers 200, failing after a minute (a bound
@@ -115,18 +101,8 @@ type result struct {
 
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, args...) // #nosec G204 -- the binary under test
-	cmd.Env = append(os.Environ(), c.env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		c.t.Fatalf("pbench-auth %s: %v", strings.Join(args, " "), err)
-	}
-	r := result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	tr := testutil.Run(c.t, append(os.Environ(), c.env...), c.bin, args...)
+	r := result{code: tr.Code, stdout: tr.Stdout, stderr: tr.Stderr}
 	c.t.Logf("pbench-auth %s -> exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	return r
 }

@@ -142,8 +142,8 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 	collect("call again", c.run("call", "-v", "/api/v1/user"), false)
 	collect("doctor", c.run("doctor", "-v"), false)
 	collect("logout", c.run("logout", "-v"), false)
-	broker.kill()
-	outputs = append(outputs, output{"serve --dev log", broker.output()})
+	broker.Kill()
+	outputs = append(outputs, output{"serve --dev log", broker.Output()})
 
 	for v, what := range rec.all() {
 		secrets[v] = what + " (seen at the token endpoint)"

@@ -11,11 +11,9 @@ package system
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,58 +104,13 @@ func cmp(s, def string) string {
 }
 
 // proc is a running pbench-auth serve.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string // the file holding its stdout and stderr
-	done chan struct{}
-}
-
-// output is what the process printed so far.
-func (p *proc) output() string {
-	b, _ := os.ReadFile(p.log) // #nosec G304 -- the test's own file
-	return string(b)
-}
+type proc = testutil.Process
 
 // startServe runs `pbench-auth serve args...`; it is killed at the end of
 // the test, and its output logged if the test failed.
 func startServe(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, log: filepath.Join(t.TempDir(), "serve.log"), done: make(chan struct{})}
-	out, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The child keeps its own descriptor.
-	defer func() { _ = out.Close() }()
-	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...) // #nosec G204 -- the binary under test
-	p.cmd.Stdout, p.cmd.Stderr = out, out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.output())
-		}
-	})
-	return p
-}
-
-// kill ends the process at once (SIGKILL: an outage, not a shutdown).
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return testutil.StartProcess(t, name, exec.Command(bin, append([]string{"serve"}, args...)...)) // #nosec G204 -- the binary under test
 }
 
 // startBroker runs `serve --dev` on addr with the signing key in keyFile.
@@ -321,18 +274,8 @@ type result struct {
 
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.t.Context(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...) // #nosec G204 -- the binary under test
-	cmd.Env = c.env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		c.t.Fatalf("pbench-auth %s: %v", strings.Join(args, " "), err)
-	}
-	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	r := testutil.Run(c.t, c.env, bin, args...)
+	return result{code: r.Code, stdout: r.Stdout, stderr: r.Stderr}
 }
 
 // login logs in to server with the test binary as the browser; what the

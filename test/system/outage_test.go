@@ -56,7 +56,7 @@ func TestBrokerOutagesAndKeyRotation(t *testing.T) {
 	unseen := brokerToken(t, issuer)  // presented only after the kill
 	retired := brokerToken(t, issuer) // presented only after the rotation
 	failedBefore := metric(t, base, `pbench_auth_key_refreshes_total{result="error"}`)
-	broker.kill()
+	broker.Kill()
 	waitFor(t, "a failed key refresh", func() error {
 		if n := metric(t, base, `pbench_auth_key_refreshes_total{result="error"}`); n <= failedBefore {
 			return fmt.Errorf("%d failed refreshes", n)
@@ -82,7 +82,7 @@ func TestBrokerOutagesAndKeyRotation(t *testing.T) {
 	if err != nil || status != 401 || !strings.Contains(body, "unknown signing key") {
 		t.Errorf("an unseen token under the removed key: status %d, body %s, err %v", status, body, err)
 	}
-	if !serve.running() {
+	if !serve.Running() {
 		t.Error("serve exited: it must ride out the outages without a restart")
 	}
 }

@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -48,19 +48,9 @@ func TestKeyringUnavailableReal(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the Secret Service is Linux's keyring")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	cmd := exec.Command(exe) // #nosec G204 -- the test binary itself
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "HELPER_DIR="+dir,
+	stdout, _ := testutil.RunHelper(t, []string{testutil.Executable(t)}, helperEnv+"=1", "HELPER_DIR="+dir,
 		"DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(dir, "no-bus"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper: %v\n%s", err, stderr.String())
-	}
 	want := map[string]struct {
 		status    Status
 		effective string
@@ -70,9 +60,9 @@ func TestKeyringUnavailableReal(t *testing.T) {
 		tokenstore.KindKeyring: {StatusFail, "", "cannot hold tokens"},
 		tokenstore.KindFile:    {StatusOK, tokenstore.KindFile, "not needed"},
 	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	if len(lines) != len(want) {
-		t.Fatalf("helper printed %d lines, want %d:\n%s", len(lines), len(want), stdout.String())
+		t.Fatalf("helper printed %d lines, want %d:\n%s", len(lines), len(want), stdout)
 	}
 	for _, line := range lines {
 		var got struct {
