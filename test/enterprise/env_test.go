@@ -28,10 +28,10 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/testca"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
-	"github.com/distributed-system-analysis/pbench-auth/test/enterprise/testca"
 )
 
 // proxyBin is the proxy built by TestMain.

@@ -12,7 +12,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
-	"github.com/distributed-system-analysis/pbench-auth/test/enterprise/testca"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/testca"
 )
 
 // servedSerial does one TLS handshake with addr (trusting ca) and returns

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
-	"github.com/distributed-system-analysis/pbench-auth/test/enterprise/testca"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/testca"
 )
 
 // TestInternalCA: login and call against a broker and server signed by an
