@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
@@ -31,18 +31,8 @@ const (
 // op) on a loopback httptest server and discovers it.
 func startBroker(t *testing.T) *discovery.Broker {
 	t.Helper()
-	h := http.NotFoundHandler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	b, err := devbroker.New(devbroker.Options{
-		Issuer: srv.URL + "/realms/pbench-server",
-		Users:  []devbroker.User{{Name: user, Password: password, Roles: []string{"ADMIN"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h = b.Handler()
-	broker, err := discovery.Discover(context.Background(), srv.Client(), b.Issuer(), b.ClientID())
+	b := brokertest.Start(t, devbroker.User{Name: user, Password: password, Roles: []string{"ADMIN"}})
+	broker, err := discovery.Discover(context.Background(), b.Server.Client(), b.Issuer(), b.ClientID())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
@@ -25,17 +25,8 @@ const server = "https://pbench.example.com"
 // and stores her tokens; it returns a manager over that store.
 func loggedIn(t *testing.T) (*session.Manager, *tokenstore.TokenSet) {
 	t.Helper()
-	h := http.NotFoundHandler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(srv.Close)
-	b, err := devbroker.New(devbroker.Options{
-		Issuer: srv.URL + "/realms/pbench-server",
-		Users:  []devbroker.User{{Name: "alice", Password: "alice-pw"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h = b.Handler()
+	b := brokertest.Start(t, devbroker.User{Name: "alice", Password: "alice-pw"})
+	srv := b.Server
 	broker, err := discovery.Discover(context.Background(), srv.Client(), b.Issuer(), b.ClientID())
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/doctor"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
@@ -26,16 +26,8 @@ import (
 func TestDevBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	mux := http.NewServeMux()
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	broker, err := devbroker.New(devbroker.Options{
-		Issuer: hs.URL + "/realms/" + devbroker.DefaultRealm,
-		Users:  []devbroker.User{{Name: "alice", Password: "alice-pw", Roles: []string{"ADMIN"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	broker := brokertest.Start(t, devbroker.User{Name: "alice", Password: "alice-pw", Roles: []string{"ADMIN"}})
+	hs := broker.Server
 	srv, err := server.New(ctx, server.Config{
 		Issuer: broker.Issuer(),
 		Leeway: 30 * time.Second,
@@ -44,8 +36,7 @@ func TestDevBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/realms/"+devbroker.DefaultRealm+"/", broker.Handler())
-	mux.Handle("/", srv.Handler())
+	broker.Mux.Handle("/", srv.Handler())
 
 	ios, _, out, _ := cmdutil.Test()
 	ios.ErrOut = io.Discard

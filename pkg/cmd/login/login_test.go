@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
@@ -67,18 +67,9 @@ func (l *lockedBuffer) String() string {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	fx := &fixture{t: t}
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	b, err := devbroker.New(devbroker.Options{
-		Issuer: srv.URL + "/realms/pbench-server",
-		Users:  []devbroker.User{{Name: "alice", Password: "alice-pw"}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/realms/pbench-server/", b.Handler())
-	mux.HandleFunc("GET /api/v1/endpoints", func(w http.ResponseWriter, _ *http.Request) {
+	b := brokertest.Start(t, devbroker.User{Name: "alice", Password: "alice-pw"})
+	srv := b.Server
+	b.Mux.HandleFunc("GET /api/v1/endpoints", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"identification":"Pbench server","openid":{"server":"`+srv.URL+`","realm":"pbench-server","client":"pbench-client"}}`)
 	})
