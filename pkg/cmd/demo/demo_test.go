@@ -10,24 +10,19 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 )
 
 func newFactory(t *testing.T) (*cmdutil.Factory, *testutil.SyncBuffer, *testutil.SyncBuffer) {
 	t.Helper()
-	ios, _, _, _ := cmdutil.Test()
+	f, _, _ := clitest.Factory(t, &http.Client{Timeout: 30 * time.Second}, nil)
 	out, errOut := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
-	ios.Out, ios.ErrOut = out, errOut
-	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir()}
-	return &cmdutil.Factory{
-		IO:         ios,
-		Now:        time.Now,
-		Getenv:     func(k string) string { return env[k] },
-		HTTPClient: func() (*http.Client, error) { return &http.Client{Timeout: 30 * time.Second}, nil },
-		OpenBrowser: func(string) error {
-			t.Error("the demo opened a real browser")
-			return nil
-		},
-	}, out, errOut
+	f.IO.Out, f.IO.ErrOut = out, errOut
+	f.OpenBrowser = func(string) error {
+		t.Error("the demo opened a real browser")
+		return nil
+	}
+	return f, out, errOut
 }
 
 func TestDemo(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
@@ -38,26 +39,19 @@ func TestDevBroker(t *testing.T) {
 	}
 	broker.Mux.Handle("/", srv.Handler())
 
-	ios, _, out, _ := cmdutil.Test()
-	ios.ErrOut = io.Discard
-	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir()}
-	f := &cmdutil.Factory{
-		IO:         ios,
-		Now:        time.Now,
-		Getenv:     func(k string) string { return env[k] },
-		HTTPClient: func() (*http.Client, error) { return &http.Client{Timeout: 10 * time.Second}, nil },
-		OpenBrowser: func(authURL string) error {
-			// The browser: log alice in, deliver the redirect to login's listener.
-			loc, err := devbrowser.Login(ctx, nil, authURL, "alice", "alice-pw")
-			if err != nil {
-				return err
-			}
-			resp, err := http.Get(loc) // #nosec G107 -- login's loopback listener
-			if err != nil {
-				return err
-			}
-			return resp.Body.Close()
-		},
+	f, out, _ := clitest.Factory(t, &http.Client{Timeout: 10 * time.Second}, nil)
+	f.IO.ErrOut = io.Discard
+	f.OpenBrowser = func(authURL string) error {
+		// The browser: log alice in, deliver the redirect to login's listener.
+		loc, err := devbrowser.Login(ctx, nil, authURL, "alice", "alice-pw")
+		if err != nil {
+			return err
+		}
+		resp, err := http.Get(loc) // #nosec G107 -- login's loopback listener
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
 	}
 	exec := func(args ...string) error {
 		cmd := root.NewCmd(f)

@@ -12,11 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
@@ -75,18 +75,11 @@ func newFixture(t *testing.T) *fixture {
 	})
 	fx.server, fx.issuer = srv.URL, b.Issuer()
 
-	ios, _, out, _ := cmdutil.Test()
-	fx.errOut, fx.out = &lockedBuffer{}, out
-	ios.ErrOut = fx.errOut
-	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir()}
+	fx.f, fx.out, _ = clitest.Factory(t, srv.Client(), nil)
+	fx.errOut = &lockedBuffer{}
+	fx.f.IO.ErrOut = fx.errOut
 	fx.browser = fx.follow
-	fx.f = &cmdutil.Factory{
-		IO:          ios,
-		Now:         time.Now,
-		Getenv:      func(k string) string { return env[k] },
-		HTTPClient:  func() (*http.Client, error) { return srv.Client(), nil },
-		OpenBrowser: func(u string) error { fx.opened = append(fx.opened, u); return fx.browser(u) },
-	}
+	fx.f.OpenBrowser = func(u string) error { fx.opened = append(fx.opened, u); return fx.browser(u) }
 	return fx
 }
 

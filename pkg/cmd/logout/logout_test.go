@@ -12,6 +12,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -26,15 +27,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, profiles ...string) *fixture {
 	t.Helper()
-	ios, _, out, errOut := cmdutil.Test()
 	b := sessiontest.NewBroker(t)
-	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir(), "PBENCH_SERVER": serverA}
-	f := &cmdutil.Factory{
-		IO:         ios,
-		Now:        time.Now,
-		Getenv:     func(k string) string { return env[k] },
-		HTTPClient: func() (*http.Client, error) { return b.Server.Client(), nil },
-	}
+	f, out, errOut := clitest.Factory(t, b.Server.Client(), map[string]string{"PBENCH_SERVER": serverA})
 	store, err := f.TokenStore("file")
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package status_test
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -28,16 +28,10 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ios, _, out, errOut := cmdutil.Test()
 	b := sessiontest.NewBroker(t, "refresh-0")
 	now := time.Now().Truncate(time.Second)
-	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir()}
-	f := &cmdutil.Factory{
-		IO:         ios,
-		Now:        func() time.Time { return now },
-		Getenv:     func(k string) string { return env[k] },
-		HTTPClient: func() (*http.Client, error) { return b.Server.Client(), nil },
-	}
+	f, out, errOut := clitest.Factory(t, b.Server.Client(), nil)
+	f.Now = func() time.Time { return now }
 	store, err := f.TokenStore("file")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package token_test
 
 import (
 	"bytes"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -26,15 +26,8 @@ type fixture struct {
 // XDG_STATE_HOME, selected by PBENCH_AUTH_TOKEN_STORE, with a fake broker.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ios, _, out, errOut := cmdutil.Test()
 	b := sessiontest.NewBroker(t, "refresh-0")
-	env := map[string]string{"XDG_STATE_HOME": t.TempDir(), "XDG_CONFIG_HOME": t.TempDir(), "PBENCH_AUTH_TOKEN_STORE": "file"}
-	f := &cmdutil.Factory{
-		IO:         ios,
-		Now:        time.Now,
-		Getenv:     func(k string) string { return env[k] },
-		HTTPClient: func() (*http.Client, error) { return b.Server.Client(), nil },
-	}
+	f, out, errOut := clitest.Factory(t, b.Server.Client(), map[string]string{"PBENCH_AUTH_TOKEN_STORE": "file"})
 	store, err := f.TokenStore("")
 	if err != nil {
 		t.Fatal(err)
