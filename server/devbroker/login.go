@@ -12,12 +12,7 @@ const invalidCredentials = "Invalid username or password." // Keycloak's wording
 // sends the browser to the library's callback, which redirects to the client
 // with the code.
 func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !parseForm(w, r) {
+	if !parsePage(w, r) {
 		return
 	}
 	id := r.Form.Get("id")
@@ -74,12 +69,7 @@ func (b *Broker) signIn(w http.ResponseWriter, r *http.Request, form page, flow,
 // device is the device flow's verification page: enter the user code (GET),
 // then sign in (POST), then approve or deny (deviceConsent).
 func (b *Broker) device(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !parseForm(w, r) {
+	if !parsePage(w, r) {
 		return
 	}
 	action := b.Issuer() + "/device"

@@ -88,6 +88,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 const maxFormBytes = 64 << 10
 
+// parsePage admits the methods of a page with a form, GET (show it) and
+// POST (submit it), answering 405 to any other, then reads the query and
+// the form body (parseForm); false if it already answered.
+func parsePage(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	return parseForm(w, r)
+}
+
 // parseForm reads a small form body; false if it already answered.
 func parseForm(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
