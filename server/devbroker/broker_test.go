@@ -825,3 +825,18 @@ func roles(claims map[string]any, path ...string) []string {
 	}
 	return out
 }
+
+func TestFormPagesAllowOnlyGetAndPost(t *testing.T) {
+	tb := newTestBroker(t)
+	for _, page := range []string{"/login-actions/authenticate", "/device"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, tb.Issuer()+page, nil)
+		resp, err := tb.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" {
+			t.Errorf("PUT %s: %s, Allow %q; want 405 allowing GET, POST", page, resp.Status, resp.Header.Get("Allow"))
+		}
+	}
+}
