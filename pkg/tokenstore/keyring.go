@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/zalando/go-keyring"
@@ -192,6 +193,9 @@ type tornError string
 
 func (e tornError) Error() string { return string(e) }
 
+// maxValueLen bounds a value's length as its header states it.
+const maxValueLen = 1 << 20
+
 // Bounds of getValue's re-reads of a torn value.
 const (
 	tornRetries = 5
@@ -217,17 +221,28 @@ func (s *keyringStore) readValue(key string) ([]byte, error) {
 		return nil, err
 	}
 	var h chunkHeader
-	if err := json.Unmarshal([]byte(raw), &h); err != nil || h.Version != headerVersion || h.Chunks < 1 {
+	// A header is checked for sane bounds before its chunks are read (all at
+	// once): a damaged one must not start millions of reads.
+	if err := json.Unmarshal([]byte(raw), &h); err != nil || h.Version != headerVersion || h.Chunks < 1 ||
+		h.Length < 0 || h.Length > maxValueLen || h.Chunks > max(1, h.Length) {
 		return nil, fmt.Errorf("keyring entry %q has an unknown format (log in again to rewrite it)", key)
 	}
-	b := make([]byte, 0, h.Length)
+	// The chunks are read concurrently: each read is a few D-Bus round
+	// trips, and this is on the path of every CLI call (issue 7).
+	chunks := make([]string, h.Chunks)
+	errs := make([]error, h.Chunks)
+	var wg sync.WaitGroup
 	for i := range h.Chunks {
-		c, err := s.get(chunkKey(key, i))
-		if errors.Is(err, errKeyringMissing) {
+		wg.Go(func() { chunks[i], errs[i] = s.get(chunkKey(key, i)) })
+	}
+	wg.Wait()
+	b := make([]byte, 0, h.Length)
+	for i, c := range chunks {
+		if errors.Is(errs[i], errKeyringMissing) {
 			return nil, tornError(fmt.Sprintf("keyring entry %q lacks chunk %d of %d (log in again to rewrite it)", key, i, h.Chunks))
 		}
-		if err != nil {
-			return nil, err
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
 		b = append(b, c...)
 	}
