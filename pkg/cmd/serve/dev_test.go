@@ -211,3 +211,31 @@ func getJSON(t *testing.T, u, token string, wantStatus int, v any) {
 		}
 	}
 }
+
+func TestDevFlagsNeedDev(t *testing.T) {
+	for _, args := range [][]string{
+		{"--dev-user", "ann:pw"},
+		{"--dev-realm", "r1"},
+		{"--dev-allow-remote"},
+	} {
+		opts := parse(t, append([]string{"--issuer", "https://sso.example.com/realms/x"}, args...)...)
+		err := run(t.Context(), opts)
+		var ue *cmdutil.UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), args[0]+" only applies with --dev") {
+			t.Errorf("%v without --dev: %v, want a usage error naming the flag", args, err)
+		}
+	}
+}
+
+func TestListenAddressInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = busy.Close() }()
+	opts := parse(t, "--dev", "--listen", busy.Addr().String())
+	err = run(t.Context(), opts)
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "--listen") {
+		t.Fatalf("serve on a busy port: %v, want the in-use message naming --listen", err)
+	}
+}
