@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
 // ErrNoRevocation is the revocation error when the broker advertises no
@@ -42,6 +44,33 @@ func (m *Manager) Logout(ctx context.Context, profile string) (revokeErr, err er
 	}
 	m.trace("deleted tokens of %s from %s", profile, m.Store.Location(profile))
 	return revokeErr, nil
+}
+
+// ErrNoEndSession is EndSessionURL's error when the broker advertises no
+// end_session_endpoint: there is no broker page that ends its session.
+var ErrNoEndSession = errors.New("the broker has no end-session endpoint")
+
+// EndSessionURL is the broker's OpenID RP-initiated logout page for ts's
+// client: ts.EndSessionEndpoint with client_id added. Opened in the browser
+// that logged in (it needs the broker's session cookie), it asks the user to
+// confirm, then ends the broker session; Dex then also ends the refresh
+// tokens of clients configured with refreshTokenLifetime: session, which it
+// cannot revoke otherwise. The URL deliberately carries no id_token_hint:
+// it goes through a browser command's argv and is printed on stderr, where
+// a token must never be.
+func EndSessionURL(ts *tokenstore.TokenSet) (string, error) {
+	if ts.EndSessionEndpoint == "" {
+		return "", ErrNoEndSession
+	}
+	u, err := url.Parse(ts.EndSessionEndpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("end-session endpoint %q is not an http(s) URL: log in again to refresh the broker's endpoints", ts.EndSessionEndpoint)
+	}
+	q := u.Query()
+	q.Del("id_token_hint")
+	q.Set("client_id", ts.ClientID)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // revoke posts an RFC 7009 revocation request as a public client.

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +28,10 @@ type fixture struct {
 	store       tokenstore.Store
 }
 
+// endSession is the fixture broker's end_session_endpoint, with a query of
+// its own that the end-session URL must keep.
+const endSession = "/logout?realm=dev"
+
 func newFixture(t *testing.T, profiles ...string) *fixture {
 	t.Helper()
 	b := sessiontest.NewBroker(t)
@@ -34,7 +41,9 @@ func newFixture(t *testing.T, profiles ...string) *fixture {
 		t.Fatal(err)
 	}
 	for _, p := range profiles {
-		if err := store.Save(p, b.TokenSet(p, "refresh-"+p, time.Now(), 5*time.Minute, 4*time.Minute)); err != nil {
+		ts := b.TokenSet(p, "refresh-"+p, time.Now(), 5*time.Minute, 4*time.Minute)
+		ts.EndSessionEndpoint = b.URL + endSession
+		if err := store.Save(p, ts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,5 +124,193 @@ func TestLogoutUsage(t *testing.T) {
 	}
 	if !fx.stored(t, serverA) {
 		t.Fatal("a usage error deleted tokens")
+	}
+}
+
+// edit changes profile's stored token set.
+func (fx *fixture) edit(t *testing.T, profile string, change func(*tokenstore.TokenSet)) {
+	t.Helper()
+	ts, err := fx.store.Load(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(ts)
+	if err := fx.store.Save(profile, ts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// opened records the URLs given to the factory's browser.
+func (fx *fixture) opened() *[]string {
+	var urls []string
+	fx.f.OpenBrowser = func(u string) error {
+		urls = append(urls, u)
+		return nil
+	}
+	return &urls
+}
+
+// checkEndSessionURL checks that raw is the broker's end-session page for
+// the fixture's client: client_id, the endpoint's own query, and no token.
+func checkEndSessionURL(t *testing.T, fx *fixture, raw string, ts *tokenstore.TokenSet) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("end-session URL %q: %v", raw, err)
+	}
+	q := u.Query()
+	if got := u.Scheme + "://" + u.Host + u.Path; got != fx.broker.URL+"/logout" ||
+		q.Get("client_id") != fx.broker.ClientID || q.Get("realm") != "dev" {
+		t.Errorf("end-session URL %q: want %s with client_id=%s and realm=dev", raw, fx.broker.URL+endSession, fx.broker.ClientID)
+	}
+	if q.Has("id_token_hint") {
+		t.Errorf("end-session URL %q carries id_token_hint", raw)
+	}
+	for _, secret := range []string{ts.AccessToken, ts.RefreshToken, ts.IDToken} {
+		if strings.Contains(raw, secret) {
+			t.Errorf("end-session URL %q carries a token", raw)
+		}
+	}
+}
+
+func TestLogoutBrowser(t *testing.T) {
+	fx := newFixture(t, serverA)
+	ts, err := fx.store.Load(serverA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := fx.opened()
+	if code, err := fx.logout("--server", serverA, "--browser"); code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	if fx.stored(t, serverA) || len(fx.broker.Revoked()) != 1 {
+		t.Fatalf("--browser must still revoke and delete: stored %v, revoked %v", fx.stored(t, serverA), fx.broker.Revoked())
+	}
+	if len(*urls) != 1 {
+		t.Fatalf("browser opened %v, want the end-session page once", *urls)
+	}
+	checkEndSessionURL(t, fx, (*urls)[0], ts)
+	stderr := fx.errOut.String()
+	if !strings.Contains(stderr, (*urls)[0]) || !strings.Contains(stderr, "confirm the logout in the browser") {
+		t.Errorf("stderr %q: want the end-session URL and what to do with it", stderr)
+	}
+	for _, secret := range []string{ts.AccessToken, ts.RefreshToken, ts.IDToken} {
+		if strings.Contains(stderr+fx.out.String(), secret) {
+			t.Error("logout --browser printed a token")
+		}
+	}
+}
+
+func TestLogoutBrowserFails(t *testing.T) {
+	fx := newFixture(t, serverA)
+	fx.f.OpenBrowser = func(string) error { return errors.New("no display") }
+	if code, err := fx.logout("--server", serverA, "--browser"); code != 0 {
+		t.Fatalf("exit %d (%v): the tokens are gone, a browser that does not open must not fail the logout", code, err)
+	}
+	stderr := fx.errOut.String()
+	if !strings.Contains(stderr, "no display") || !strings.Contains(stderr, "open the address above") || !strings.Contains(stderr, fx.broker.URL+"/logout") {
+		t.Errorf("stderr %q: want the browser's failure and the URL to open by hand", stderr)
+	}
+}
+
+func TestLogoutBrowserCommand(t *testing.T) {
+	fx := newFixture(t, serverA)
+	ts, err := fx.store.Load(serverA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := fx.opened() // must not be used: the command wins
+	dir := t.TempDir()
+	got := filepath.Join(dir, "url")
+	script := filepath.Join(dir, "browser")
+	// The command gets its own argument and then the URL.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s %s' \"$1\" \"$2\" > \""+got+".tmp\" && mv \""+got+".tmp\" \""+got+"\"\n"), 0o700); err != nil { // #nosec G306 -- an executable of the test's own
+		t.Fatal(err)
+	}
+	// --browser-command implies --browser.
+	if code, err := fx.logout("--server", serverA, "--browser-command", script+" --new-tab"); code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	if len(*urls) != 0 {
+		t.Errorf("the system browser opened %v despite --browser-command", *urls)
+	}
+	b := waitFile(t, got)
+	arg, u, _ := strings.Cut(b, " ")
+	if arg != "--new-tab" {
+		t.Errorf("browser command's first argument %q, want --new-tab", arg)
+	}
+	checkEndSessionURL(t, fx, u, ts)
+}
+
+// waitFile returns path's content once it exists: the browser command is
+// started, not waited for. The bound is for a hung command, not a measure.
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	for range 500 {
+		if b, err := os.ReadFile(path); err == nil { // #nosec G304 -- the test's own file
+			return string(b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the browser command did not write %s", path)
+	return ""
+}
+
+func TestLogoutBrowserCommandMissing(t *testing.T) {
+	fx := newFixture(t, serverA)
+	code, err := fx.logout("--server", serverA, "--browser-command", "/nonexistent/browser")
+	if code != cmdutil.ExitUsage || err == nil || !strings.Contains(err.Error(), "/nonexistent/browser") {
+		t.Fatalf("exit %d (%v), want %d naming the command", code, err, cmdutil.ExitUsage)
+	}
+	if !fx.stored(t, serverA) || len(fx.broker.Revoked()) != 0 {
+		t.Fatal("a bad --browser-command logged out anyway; want nothing done")
+	}
+}
+
+// A broker without revocation but with an end-session page (Dex): the
+// warning says how to end the session there.
+func TestLogoutNoRevocationSuggestsBrowser(t *testing.T) {
+	fx := newFixture(t, serverA)
+	fx.edit(t, serverA, func(ts *tokenstore.TokenSet) { ts.RevocationEndpoint = "" })
+	if code, err := fx.logout("--server", serverA); code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	stderr := fx.errOut.String()
+	if !strings.Contains(stderr, "no revocation endpoint") || !strings.Contains(stderr, "--browser") ||
+		!strings.Contains(stderr, fx.broker.URL+"/logout?") {
+		t.Errorf("stderr %q: want the missing revocation, --browser and the end-session URL", stderr)
+	}
+}
+
+func TestLogoutNoRevocationWithBrowser(t *testing.T) {
+	fx := newFixture(t, serverA)
+	fx.edit(t, serverA, func(ts *tokenstore.TokenSet) { ts.RevocationEndpoint = "" })
+	urls := fx.opened()
+	if code, err := fx.logout("--server", serverA, "--browser"); code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	stderr := fx.errOut.String()
+	if len(*urls) != 1 || strings.Contains(stderr, "warning") || !strings.Contains(stderr, "ending the session there instead") {
+		t.Errorf("opened %v, stderr %q: want the end-session page opened and no warning", *urls, stderr)
+	}
+}
+
+// Neither revocation nor an end-session page: the warning stays as it was,
+// and --browser says there is nothing to open.
+func TestLogoutNoEndSession(t *testing.T) {
+	for _, args := range [][]string{nil, {"--browser"}} {
+		fx := newFixture(t, serverA)
+		fx.edit(t, serverA, func(ts *tokenstore.TokenSet) { ts.RevocationEndpoint, ts.EndSessionEndpoint = "", "" })
+		urls := fx.opened()
+		if code, err := fx.logout(append([]string{"--server", serverA}, args...)...); code != 0 {
+			t.Fatalf("%v: exit %d: %v", args, code, err)
+		}
+		stderr := fx.errOut.String()
+		if len(*urls) != 0 || !strings.Contains(stderr, "tokens not revoked at the broker") || strings.Contains(stderr, "log out with --browser") {
+			t.Errorf("%v: opened %v, stderr %q", args, *urls, stderr)
+		}
+		if len(args) > 0 && !strings.Contains(stderr, "no end-session endpoint") {
+			t.Errorf("%v: stderr %q: want --browser to say the broker has no end-session page", args, stderr)
+		}
 	}
 }
