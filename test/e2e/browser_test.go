@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -105,4 +106,58 @@ func reached(ctx context.Context, redirectURI, approve string) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("the browser did not reach %s: it is at %s", want.Host, location(ctx))
+}
+
+// urlCatcher returns a --browser-command that hands the URL the CLI opens
+// to the test instead of a browser (a script writing it to a file), and
+// caught, which waits for that URL, at most a minute, and returns it.
+func urlCatcher(t *testing.T) (command string, caught func() string) {
+	t.Helper()
+	dir := t.TempDir()
+	script, file := filepath.Join(dir, "browser"), filepath.Join(dir, "url")
+	body := fmt.Sprintf("#!/bin/sh\nprintf '%%s' \"$1\" > %[1]q.tmp && mv %[1]q.tmp %[1]q\n", file)
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil { // #nosec G306 -- the test's own executable
+		t.Fatal(err)
+	}
+	return script, func() string {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if b, err := os.ReadFile(file); err == nil { // #nosec G304 -- the test's own file
+				return string(b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatal("the CLI did not open a URL with --browser-command")
+		return ""
+	}
+}
+
+// endSession opens endURL in the browser that logged in (its cookies name
+// the session) and, for at most a minute, submits every page holding a form
+// matching confirm (XPath), until a page matches done (XPath): a broker may
+// pass the logout on to its upstream identity provider, which asks again.
+func endSession(ctx context.Context, endURL, confirm, done string) error {
+	if err := chromedp.Run(ctx, chromedp.Navigate(endURL)); err != nil {
+		return fmt.Errorf("open %s: %w", endURL, err)
+	}
+	submitted := map[string]bool{}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var u string
+		var nodes []*cdp.Node
+		if err := chromedp.Run(ctx, chromedp.Location(&u)); err == nil {
+			if chromedp.Run(ctx, chromedp.Nodes(done, &nodes, chromedp.BySearch, chromedp.AtLeast(0))) == nil && len(nodes) > 0 {
+				return nil
+			}
+			if !submitted[u] && chromedp.Run(ctx, chromedp.Nodes(confirm, &nodes, chromedp.BySearch, chromedp.AtLeast(0))) == nil && len(nodes) > 0 {
+				submitted[u] = true
+				if err := chromedp.Run(ctx, chromedp.Submit(confirm, chromedp.BySearch)); err != nil {
+					return fmt.Errorf("confirm the logout at %s: %w", location(ctx), err)
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the logout did not finish: the browser is at %s", location(ctx))
 }

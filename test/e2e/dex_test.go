@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
@@ -43,9 +44,10 @@ func executable(path string) bool {
 }
 
 // startDex writes config (Dex reads YAML, of which JSON is a subset) and
-// runs `dex serve` with sessions on (Dex's refresh grant needs them), then
-// waits for its discovery document. It returns the issuer.
-func startDex(t *testing.T, name, addr string, config map[string]any) string {
+// runs `dex serve`, with sessions on when sessions is set (the broker's
+// refresh grant and its end_session_endpoint need them), then waits for its
+// discovery document. It returns the issuer.
+func startDex(t *testing.T, name, addr string, sessions bool, config map[string]any) string {
 	t.Helper()
 	issuer := "http://" + addr + "/dex"
 	config["issuer"] = issuer
@@ -60,7 +62,7 @@ func startDex(t *testing.T, name, addr string, config map[string]any) string {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	daemon(t, name, []string{"DEX_SESSIONS_ENABLED=true"}, dexBinary(), "serve", path)
+	daemon(t, name, []string{"DEX_SESSIONS_ENABLED=" + strconv.FormatBool(sessions)}, dexBinary(), "serve", path)
 	waitHTTP(t, name, issuer+"/.well-known/openid-configuration")
 	return issuer
 }
@@ -75,7 +77,12 @@ func startDexPair(t *testing.T) (broker string) {
 	idpAddr, brokerAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	brokerCallback := "http://" + brokerAddr + "/dex/callback"
 
-	idp := startDex(t, "dex-idp", idpAddr, map[string]any{
+	// The IdP runs without sessions, so it advertises no end_session_endpoint
+	// and the broker ends its own session on logout without passing the
+	// logout upstream: Dex's oidc connector would send the IdP a
+	// post_logout_redirect_uri without id_token_hint, which Dex refuses,
+	// and the broker session would never end.
+	idp := startDex(t, "dex-idp", idpAddr, false, map[string]any{
 		"oauth2":           map[string]any{"skipApprovalScreen": true},
 		"enablePasswordDB": true,
 		"staticPasswords": []map[string]any{{
@@ -88,7 +95,7 @@ func startDexPair(t *testing.T) (broker string) {
 		}},
 	})
 
-	return startDex(t, "dex-broker", brokerAddr, map[string]any{
+	return startDex(t, "dex-broker", brokerAddr, true, map[string]any{
 		// The broker asks the user to approve, and offers two ways in (its
 		// own password database and the upstream IdP), like a Keycloak realm
 		// with an identity provider: the browser has to pick the upstream.
@@ -108,8 +115,11 @@ func startDexPair(t *testing.T) (broker string) {
 		}},
 		"staticClients": []map[string]any{{
 			// Public, with no redirect URIs: Dex then accepts any loopback
-			// redirect, whatever port the CLI listens on.
+			// redirect, whatever port the CLI listens on. Its refresh tokens
+			// end with the broker session (Dex cannot revoke them otherwise),
+			// which `logout --browser` ends.
 			"id": "pbench-client", "name": "Pbench", "public": true,
+			"refreshTokenLifetime": "session",
 		}},
 	})
 }

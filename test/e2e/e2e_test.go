@@ -40,8 +40,9 @@ import (
 // Dex has no roles claim, so the role rule is checked from the other side:
 // serve requires ADMIN below /api/v1/admin, which no Dex user has, and the
 // call there must be 403 while /api/v1/user is 200 for the same token.
-// Dex has no RFC 7009 revocation endpoint either: logout deletes the tokens
-// and must say that the broker could not revoke them.
+// Dex has no RFC 7009 revocation endpoint either: `logout --browser` ends
+// the broker session in the browser that logged in, which ends pbench-client's
+// refresh tokens (refreshTokenLifetime: session).
 func TestSeedDex(t *testing.T) {
 	bin := prerequisites(t)
 	need(t, executable(dexBinary()), "no Dex at %s: run test/e2e/dex/build.sh, or set PBENCH_AUTH_DEX", dexBinary())
@@ -76,6 +77,12 @@ func TestSeedDex(t *testing.T) {
 		// Both Dex instances ask to approve their client (the IdP too,
 		// despite skipApprovalScreen, as offline_access is requested).
 		approve: `//form[input[@name="approval" and @value="approve"]]`,
+		// Dex's "Do you want to log out?" and its result.
+		confirmLogout: `//form[@method="post"][button[contains(., "Log Out")]]`,
+		loggedOut:     `//h2[contains(., "Logged Out")]`,
+		// The session's end deleted the refresh token; Dex answers an
+		// unknown one with invalid_request.
+		refused: "invalid_request",
 	})
 }
 
@@ -105,6 +112,9 @@ func TestSeedDevBroker(t *testing.T) {
 				chromedp.Submit(`#login`, chromedp.ByID),
 			}
 		},
+		confirmLogout: `//form[@id="logout"]`,
+		loggedOut:     `//h1[contains(., "Logged out")]`,
+		refused:       "invalid_grant",
 	})
 }
 
@@ -171,9 +181,15 @@ type seed struct {
 	approve string
 	// The identity /api/v1/user must report (empty: not checked).
 	wantEmail, wantUsername string
-	// revokes: the broker has a revocation endpoint, so after logout it
-	// must refuse the refresh token.
+	// revokes: the broker has a revocation endpoint; else logout must say
+	// it has none.
 	revokes bool
+	// confirmLogout is the XPath of the broker's end-session confirmation
+	// form, loggedOut of what its page shows once the session has ended.
+	confirmLogout, loggedOut string
+	// refused is the OAuth error (with 400) the broker answers the refresh
+	// token with after logout.
+	refused string
 }
 
 func runSeed(t *testing.T, s seed) {
@@ -263,14 +279,29 @@ func runSeed(t *testing.T, s seed) {
 		t.Errorf("the upstream API got %d requests, want 1 (the 403 must not reach it)", n)
 	}
 
-	// Logout, then nothing works any more.
+	// Logout, ending the broker session in the browser that logged in,
+	// then nothing works any more.
 	beforeLogout, err := store.Load(s.server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo := c.run("logout", "--server", s.server, "--token-store", "keyring")
+	browserCommand, caught := urlCatcher(t)
+	lo := c.run("logout", "--server", s.server, "--token-store", "keyring", "--browser", "--browser-command", browserCommand)
 	if lo.code != 0 {
 		t.Fatalf("logout exited %d: %s", lo.code, lo.stderr)
+	}
+	endURL := caught()
+	if u, err := url.Parse(endURL); err != nil || u.Query().Get("client_id") != beforeLogout.ClientID || u.Query().Has("id_token_hint") ||
+		!strings.HasPrefix(endURL, beforeLogout.EndSessionEndpoint) {
+		t.Errorf("logout --browser opened %q, want %s with client_id and no id_token_hint", endURL, beforeLogout.EndSessionEndpoint)
+	}
+	for _, secret := range []string{beforeLogout.AccessToken, beforeLogout.RefreshToken, beforeLogout.IDToken} {
+		if strings.Contains(endURL+lo.stdout+lo.stderr, secret) {
+			t.Error("logout --browser passed or printed a token")
+		}
+	}
+	if err := endSession(ctx, endURL, s.confirmLogout, s.loggedOut); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := store.Load(s.server); !errors.Is(err, tokenstore.ErrNotFound) {
 		t.Errorf("tokens still in the Secret Service after logout: %v", err)
@@ -280,17 +311,12 @@ func runSeed(t *testing.T, s seed) {
 		t.Errorf("call after logout exited %d (%s), want 3 and how to log in", r.code, r.stderr)
 	}
 
-	// The broker's side of logout.
-	status, oauthErr := refreshGrant(t, beforeLogout)
-	if s.revokes {
-		if status != http.StatusBadRequest || oauthErr != "invalid_grant" {
-			t.Errorf("the broker answered %d %q to the revoked refresh token, want 400 invalid_grant", status, oauthErr)
-		}
-		return
+	// The broker's side of logout: revoked, or ended with the session.
+	if status, oauthErr := refreshGrant(t, beforeLogout); status != http.StatusBadRequest || oauthErr != s.refused {
+		t.Errorf("the broker answered %d %q to the logged-out refresh token, want 400 %s", status, oauthErr, s.refused)
 	}
-	t.Logf("the broker, which cannot revoke, answered %d %q to the logged-out refresh token", status, oauthErr)
-	if !strings.Contains(lo.stderr, "revocation endpoint") {
-		t.Error("logout did not say that the broker has no revocation endpoint, so the tokens stay valid there")
+	if !s.revokes && !strings.Contains(lo.stderr, "no revocation endpoint") {
+		t.Error("logout did not say that the broker has no revocation endpoint")
 	}
 }
 
