@@ -206,6 +206,7 @@ func (b *Broker) routes() http.Handler {
 	mux.HandleFunc("/device", b.device)
 	mux.HandleFunc("POST /device/consent", b.deviceConsent)
 	mux.HandleFunc("GET /logged-out", b.loggedOut)
+	mux.HandleFunc("GET /"+oidcPath+"/logout", b.logoutPage)
 	mux.HandleFunc("POST /"+oidcPath+"/logout", b.logout)
 	mux.Handle("/", b.server.handler)
 

@@ -133,6 +133,36 @@ func (b *Broker) loggedOut(w http.ResponseWriter, _ *http.Request) {
 	b.render(w, http.StatusOK, page{Title: "Logged out", Message: "You are logged out."})
 }
 
+// logoutPage is the end-session endpoint opened in a browser. Without an
+// id_token_hint it asks "Do you want to log out?", as Keycloak does, and the
+// form posts back (logout hands that to the library, which shows the
+// logged-out page); with one, the library ends the hinted session at once.
+// The broker keeps no browser session of its own, so the confirmation ends
+// no session: it lets a client (pbench-auth logout --browser) and its tests
+// walk the same pages as with Keycloak.
+func (b *Broker) logoutPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("id_token_hint") != "" {
+		b.server.handler.ServeHTTP(w, r)
+		return
+	}
+	hidden := map[string]string{}
+	if id := q.Get("client_id"); id != "" {
+		if _, err := b.store.GetClientByClientID(r.Context(), id); err != nil {
+			b.render(w, http.StatusBadRequest, page{Title: "Logout", Error: "Unknown client " + id + ": log out from the application again."})
+			return
+		}
+		hidden["client_id"] = id
+	}
+	b.render(w, http.StatusOK, page{
+		Title:   "Logging out",
+		Message: "Do you want to log out?",
+		Form:    "logout",
+		Action:  b.Issuer() + "/" + oidcPath + "/logout",
+		Hidden:  hidden,
+	})
+}
+
 // logout adds Keycloak's logout of a public client without a browser: POST
 // with client_id and refresh_token ends the session (204). Other requests
 // go to the library's end-session endpoint (id_token_hint, redirects).

@@ -47,6 +47,12 @@ input{font-size:1em}
 <button type="submit" name="action" value="approve">Approve</button>
 <button type="submit" name="action" value="deny">Deny</button>
 </form>
+{{- else if eq .Form "logout"}}
+<form id="logout" method="post" action="{{.Action}}">
+{{range $name, $value := .Hidden}}<input type="hidden" name="{{$name}}" value="{{$value}}">
+{{end -}}
+<button type="submit">Logout</button>
+</form>
 {{- end}}
 </body>
 </html>
@@ -57,7 +63,7 @@ type page struct {
 	Realm    string
 	Error    string
 	Message  string
-	Form     string // "", "login", "usercode" or "consent"
+	Form     string // "", "login", "usercode", "consent" or "logout"
 	Action   string
 	Hidden   map[string]string
 	Username string
