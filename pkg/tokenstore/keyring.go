@@ -215,42 +215,70 @@ func (s *keyringStore) getValue(key string) ([]byte, error) {
 	return s.readValue(key)
 }
 
+// readAhead is how many chunks readValue reads together with the header,
+// before knowing how many there are: a token set takes 2 or 3 of 2000 bytes.
+const readAhead = 3
+
+// readValue reads a value's header and chunks. Each keyring read is a few
+// D-Bus round trips and this is on the path of every CLI call (issue 7), so
+// the reads run concurrently: the header with the first readAhead chunks,
+// then any further chunks the header names.
 func (s *keyringStore) readValue(key string) ([]byte, error) {
-	raw, err := s.get(key)
+	first := s.getAll(key, 0, readAhead, true)
+	raw, err := first[0].v, first[0].err
 	if err != nil {
 		return nil, err
 	}
 	var h chunkHeader
-	// A header is checked for sane bounds before its chunks are read (all at
+	// The header's bounds are checked before more chunks are read (all at
 	// once): a damaged one must not start millions of reads.
 	if err := json.Unmarshal([]byte(raw), &h); err != nil || h.Version != headerVersion || h.Chunks < 1 ||
 		h.Length < 0 || h.Length > maxValueLen || h.Chunks > max(1, h.Length) {
 		return nil, fmt.Errorf("keyring entry %q has an unknown format (log in again to rewrite it)", key)
 	}
-	// The chunks are read concurrently: each read is a few D-Bus round
-	// trips, and this is on the path of every CLI call (issue 7).
-	chunks := make([]string, h.Chunks)
-	errs := make([]error, h.Chunks)
-	var wg sync.WaitGroup
-	for i := range h.Chunks {
-		wg.Go(func() { chunks[i], errs[i] = s.get(chunkKey(key, i)) })
+	chunks := first[1:min(1+h.Chunks, len(first))]
+	if h.Chunks > readAhead {
+		chunks = append(chunks, s.getAll(key, readAhead, h.Chunks, false)...)
 	}
-	wg.Wait()
 	b := make([]byte, 0, h.Length)
 	for i, c := range chunks {
-		if errors.Is(errs[i], errKeyringMissing) {
+		if errors.Is(c.err, errKeyringMissing) {
 			return nil, tornError(fmt.Sprintf("keyring entry %q lacks chunk %d of %d (log in again to rewrite it)", key, i, h.Chunks))
 		}
-		if errs[i] != nil {
-			return nil, errs[i]
+		if c.err != nil {
+			return nil, c.err
 		}
-		b = append(b, c...)
+		b = append(b, c.v...)
 	}
 	sum := sha256.Sum256(b)
 	if len(b) != h.Length || hex.EncodeToString(sum[:]) != h.SHA256 {
 		return nil, tornError(fmt.Sprintf("keyring entry %q is damaged: its chunks do not match its header (log in again to rewrite it)", key))
 	}
 	return b, nil
+}
+
+type readResult struct {
+	v   string
+	err error
+}
+
+// getAll reads chunks from..to-1 of key concurrently, preceded by key's
+// header itself when withHeader.
+func (s *keyringStore) getAll(key string, from, to int, withHeader bool) []readResult {
+	var users []string
+	if withHeader {
+		users = append(users, key)
+	}
+	for i := from; i < to; i++ {
+		users = append(users, chunkKey(key, i))
+	}
+	out := make([]readResult, len(users))
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() { out[i].v, out[i].err = s.get(u) })
+	}
+	wg.Wait()
+	return out
 }
 
 // deleteValue removes the header and every chunk; a missing value is fine.

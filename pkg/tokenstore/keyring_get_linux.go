@@ -61,10 +61,15 @@ func fastSecretService() (*secretService, bool) {
 	if err != nil {
 		return nil, false
 	}
+	// Two independent round trips: run them together.
+	var collection dbus.BusObject
+	done := make(chan struct{})
+	go func() { collection = svc.GetLoginCollection(); close(done) }()
 	session, err := svc.OpenSession()
+	<-done
 	if err != nil {
 		return nil, false
 	}
-	secretServiceV = &secretService{svc: svc, collection: svc.GetLoginCollection(), session: session.Path()}
+	secretServiceV = &secretService{svc: svc, collection: collection, session: session.Path()}
 	return secretServiceV, true
 }
