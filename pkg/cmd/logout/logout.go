@@ -149,7 +149,8 @@ func logout(ctx context.Context, opts *Options, m *session.Manager, profile stri
 	case revokeErr == nil:
 	case errors.Is(revokeErr, session.ErrNoRevocation) && endErr == nil && !opts.Browser:
 		_, _ = fmt.Fprintf(opts.IO.ErrOut, "warning: %s: tokens not revoked at the broker: %v\n"+
-			"To end your session there (and, if the broker binds them to it, its refresh tokens), open %s\n"+
+			"To end your session at the broker, and the refresh token with it where the broker ties them\n"+
+			"(Dex: refreshTokenLifetime: session), open %s\n"+
 			"in the browser you logged in with, or log out with --browser next time.\n", profile, revokeErr, endURL)
 	case errors.Is(revokeErr, session.ErrNoRevocation) && endErr == nil:
 		_, _ = fmt.Fprintf(opts.IO.ErrOut, "%s: the broker has no revocation endpoint: ending the session there instead\n", profile)
