@@ -16,7 +16,8 @@
 #   BENCH_DURATION=3s     each wrk run, after a 2s warm-up of each server
 #   BENCH_ROUNDS=5        rounds of healthz / repeated / anchor / first-seen, and of
 #                         go test -bench; medians of figures and of per-round ratios
-#   BENCH_FIRST_DURATION=2s  each first-seen wrk run (one per round)
+#   BENCH_FIRST_DURATION=1s  each first-seen wrk run (one per round; 5 rounds at
+#                         10k req/s take half the tokens)
 #   BENCH_CONNECTIONS=16  wrk connections (one wrk thread)
 #   BENCH_TOKENS=100000   distinct tokens minted (= the RSS target's count)
 #   BENCH_CALL_RUNS=100   hyperfine runs of call and of curl
@@ -31,7 +32,7 @@ cd "$root"
 
 duration=${BENCH_DURATION:-3s}
 rounds=${BENCH_ROUNDS:-5}
-first_duration=${BENCH_FIRST_DURATION:-2s}
+first_duration=${BENCH_FIRST_DURATION:-1s}
 conns=${BENCH_CONNECTIONS:-16}
 ntokens=${BENCH_TOKENS:-100000}
 store=${BENCH_TOKEN_STORE:-keyring}
