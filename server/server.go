@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/buildinfo"
@@ -310,7 +311,63 @@ func (s *Server) serveEndpoints(w http.ResponseWriter, _ *http.Request) {
 
 func serveUser(w http.ResponseWriter, r *http.Request) {
 	id, _ := IdentityFrom(r.Context())
-	writeJSON(w, http.StatusOK, id)
+	bp := userBufPool.Get().(*[]byte)
+	b, ok := appendIdentityJSON((*bp)[:0], id)
+	if !ok {
+		writeJSON(w, http.StatusOK, id)
+	} else {
+		h := w.Header()
+		h["Content-Type"] = jsonContentType
+		h["Cache-Control"] = noStore
+		_, _ = w.Write(append(b, '\n'))
+	}
+	*bp = b[:0]
+	userBufPool.Put(bp)
+}
+
+var userBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendIdentityJSON appends what json.Marshal(id) returns, without
+// reflection, when every string is printable ASCII that JSON writes as is;
+// otherwise it reports false and the caller uses json.Marshal.
+func appendIdentityJSON(b []byte, id *Identity) ([]byte, bool) {
+	b = append(b, `{"sub":`...)
+	b, ok1 := appendPlainJSONString(b, id.Subject)
+	b = append(b, `,"username":`...)
+	b, ok2 := appendPlainJSONString(b, id.Username)
+	b = append(b, `,"email":`...)
+	b, ok3 := appendPlainJSONString(b, id.Email)
+	if !ok1 || !ok2 || !ok3 {
+		return b, false
+	}
+	if id.Roles == nil {
+		b = append(b, `,"roles":null}`...)
+		return b, true
+	}
+	b = append(b, `,"roles":[`...)
+	for i, role := range id.Roles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendPlainJSONString(b, role); !ok {
+			return b, false
+		}
+	}
+	return append(b, "]}"...), true
+}
+
+// appendPlainJSONString appends s quoted, and reports false if JSON (with
+// encoding/json's HTML escaping) would have to escape any of its bytes.
+func appendPlainJSONString(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return b, false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
 }
 
 func serveHealthz(w http.ResponseWriter, _ *http.Request) {
