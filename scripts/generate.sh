@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates completions/ and the reference pages in docs/ from the binary.
-# With --check, fails when the committed files differ from what the binary
-# generates (CI runs it so that they never go stale).
+# Regenerates completions/ (from the binary) and the reference pages in docs/
+# (cmd/gen-docs, from the same command tree). With --check, fails when the
+# committed files differ from what they generate (CI runs it so that they
+# never go stale).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
@@ -19,7 +20,7 @@ mkdir -p "$out/completions" "$out/docs"
 "$bin" completion zsh >"$out/completions/_pbench-auth"
 "$bin" completion fish >"$out/completions/pbench-auth.fish"
 "$bin" completion powershell >"$out/completions/pbench-auth.ps1"
-"$bin" gen-docs --markdown-dir "$out/docs/reference" --man-dir "$out/docs/man"
+go run ./cmd/gen-docs --markdown-dir "$out/docs/reference" --man-dir "$out/docs/man"
 rm -rf "$(dirname "$bin")"
 
 if [ "$out" != . ]; then

@@ -10,7 +10,6 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/call"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/demo"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/doctor"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/gendocs"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/serve"
@@ -45,7 +44,6 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	})
 
 	cmd.AddCommand(version.NewCmd(f, nil))
-	cmd.AddCommand(gendocs.NewCmd(f, nil))
 	cmd.AddCommand(login.NewCmd(f, nil))
 	cmd.AddCommand(token.NewCmd(f, nil))
 	cmd.AddCommand(status.NewCmd(f, nil))
