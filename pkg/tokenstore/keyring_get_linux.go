@@ -1,6 +1,8 @@
 package tokenstore
 
 import (
+	"errors"
+	"strings"
 	"sync"
 
 	"github.com/godbus/dbus/v5"
@@ -9,39 +11,89 @@ import (
 )
 
 // systemGet reads one entry from the Secret Service in two D-Bus calls
-// (SearchItems, GetSecret), with the login collection and a "plain" session
-// looked up once per process. go-keyring's Get makes seven calls each time
+// (SearchItems, GetSecret), where go-keyring's Get makes seven each time
 // (collection check, unlock, search, open session, unlock item, get, close
 // session); a Load reads a header and its chunks, so this is most of the
-// keyring's cost in `pbench-auth call` (issue 7). The session is closed by the
-// Secret Service when the process disconnects from the bus.
+// keyring's cost in `pbench-auth call` (issue 7).
 //
-// Anything but a clean answer — a locked collection or item, which needs
-// go-keyring's unlock prompt, or a failed lookup — falls back to
+// Anything but a clean answer — a locked item, which needs go-keyring's
+// unlock prompt, several matching items, no "login" collection (go-keyring
+// then uses the default alias), or a failed call — falls back to
 // go-keyring's Get, so the behaviour and errors stay go-keyring's.
 func systemGet(service, user string) (string, error) {
-	s, ok := fastSecretService()
-	if !ok {
+	v, err := fastGet(service, user)
+	if errors.Is(err, errUseGoKeyring) {
 		return keyring.Get(service, user)
 	}
-	items, err := s.svc.SearchItems(s.collection, map[string]string{"username": user, "service": service})
-	if err != nil {
-		return keyring.Get(service, user)
+	return v, err
+}
+
+// errUseGoKeyring is fastGet's answer when go-keyring must answer instead.
+var errUseGoKeyring = errors.New("read through go-keyring")
+
+const (
+	secretsName        = "org.freedesktop.secrets"
+	secretsPath        = "/org/freedesktop/secrets"
+	loginCollection    = "/org/freedesktop/secrets/collection/login"
+	secretServiceIface = "org.freedesktop.Secret.Service"
+)
+
+// fastGet reads an entry as go-keyring's Get would, or answers
+// errUseGoKeyring. The search goes to the Service (all collections) rather than to the
+// login collection, so that it need not wait for the check that the login
+// collection exists: the check, the session and the first searches are in
+// flight together. Only items under the login collection count, which is
+// where go-keyring reads and writes when that collection exists.
+func fastGet(service, user string) (string, error) {
+	s := fastSecretService()
+	if s == nil {
+		return "", errUseGoKeyring
 	}
-	if len(items) == 0 {
+	var unlocked, locked []dbus.ObjectPath
+	call := s.svc.Object(secretsName, secretsPath).Call(secretServiceIface+".SearchItems", 0,
+		map[string]string{"username": user, "service": service})
+	if err := call.Store(&unlocked, &locked); err != nil {
+		return "", errUseGoKeyring
+	}
+	<-s.ready
+	if !s.usable {
+		return "", errUseGoKeyring
+	}
+	inLogin := func(p dbus.ObjectPath) bool { return strings.HasPrefix(string(p), loginCollection+"/") }
+	var found []dbus.ObjectPath
+	for _, p := range unlocked {
+		if inLogin(p) {
+			found = append(found, p)
+		}
+	}
+	for _, p := range locked {
+		if inLogin(p) {
+			return "", errUseGoKeyring
+		}
+	}
+	switch len(found) {
+	case 0:
 		return "", keyring.ErrNotFound
+	case 1:
+	default:
+		return "", errUseGoKeyring
 	}
-	secret, err := s.svc.GetSecret(items[0], s.session)
-	if err != nil {
-		return keyring.Get(service, user)
+	secret, err := s.svc.GetSecret(found[0], s.session)
+	if err != nil { // e.g. locked meanwhile: go-keyring unlocks it
+		return "", errUseGoKeyring
 	}
 	return string(secret.Value), nil
 }
 
+// secretService is the process's connection to the Secret Service, with a
+// "plain" session (closed by the Secret Service when the process
+// disconnects) and whether the login collection exists; both are known once
+// ready is closed.
 type secretService struct {
-	svc        *ss.SecretService
-	collection dbus.BusObject
-	session    dbus.ObjectPath
+	svc     *ss.SecretService
+	ready   chan struct{}
+	session dbus.ObjectPath
+	usable  bool // the session is open and the login collection exists
 }
 
 var (
@@ -49,27 +101,32 @@ var (
 	secretServiceV  *secretService
 )
 
-// fastSecretService connects once; a failure is retried on the next call
-// (which then goes through go-keyring and reports its error).
-func fastSecretService() (*secretService, bool) {
+// fastSecretService connects once and starts opening the session and
+// checking the login collection in the background; nil if the bus cannot be
+// reached (retried on the next call, which then goes through go-keyring and
+// reports its error). If the session or the check fails, every read of the
+// process goes through go-keyring.
+func fastSecretService() *secretService {
 	secretServiceMu.Lock()
 	defer secretServiceMu.Unlock()
 	if secretServiceV != nil {
-		return secretServiceV, true
+		return secretServiceV
 	}
 	svc, err := ss.NewSecretService()
 	if err != nil {
-		return nil, false
+		return nil
 	}
-	// Two independent round trips: run them together.
-	var collection dbus.BusObject
-	done := make(chan struct{})
-	go func() { collection = svc.GetLoginCollection(); close(done) }()
-	session, err := svc.OpenSession()
-	<-done
-	if err != nil {
-		return nil, false
-	}
-	secretServiceV = &secretService{svc: svc, collection: collection, session: session.Path()}
-	return secretServiceV, true
+	s := &secretService{svc: svc, ready: make(chan struct{})}
+	go func() {
+		defer close(s.ready)
+		checked := make(chan error, 1)
+		go func() { checked <- svc.CheckCollectionPath(loginCollection) }()
+		session, err := svc.OpenSession()
+		if errCheck := <-checked; err != nil || errCheck != nil {
+			return
+		}
+		s.session, s.usable = session.Path(), true
+	}()
+	secretServiceV = s
+	return s
 }

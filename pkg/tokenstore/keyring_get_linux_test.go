@@ -42,3 +42,24 @@ func TestSystemGetMatchesGoKeyring(t *testing.T) {
 		}
 	}
 }
+
+// TestFastGetAnswersOnGnomeKeyring checks that, on gnome-keyring with its
+// login collection, the fast path answers by itself (no go-keyring
+// fallback) both for an entry and for a missing one, with go-keyring's
+// value, so that the saving of issue 7 does not silently disappear.
+func TestFastGetAnswersOnGnomeKeyring(t *testing.T) {
+	if os.Getenv("PBENCH_AUTH_TEST_KEYRING") != "1" {
+		t.Skip("needs the Secret Service: run under scripts/with-keyring.sh")
+	}
+	service := "pbench-auth-test-fastget"
+	if err := keyring.Set(service, "u", "value"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = keyring.Delete(service, "u") })
+	if got, err := fastGet(service, "u"); err != nil || got != "value" {
+		t.Errorf("fastGet(u) = %q, %v; want \"value\" from the fast path", got, err)
+	}
+	if _, err := fastGet(service, "missing"); !errors.Is(err, keyring.ErrNotFound) {
+		t.Errorf("fastGet(missing): %v; want keyring.ErrNotFound from the fast path", err)
+	}
+}
