@@ -2,6 +2,7 @@ package tokenstore
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 
@@ -50,7 +51,7 @@ func fastGet(service, user string) (string, error) {
 		return "", errUseGoKeyring
 	}
 	var unlocked, locked []dbus.ObjectPath
-	call := s.svc.Object(secretsName, secretsPath).Call(secretServiceIface+".SearchItems", 0,
+	call := s.conn.Object(secretsName, secretsPath).Call(secretServiceIface+".SearchItems", 0,
 		map[string]string{"username": user, "service": service})
 	if err := call.Store(&unlocked, &locked); err != nil {
 		return "", errUseGoKeyring
@@ -78,22 +79,23 @@ func fastGet(service, user string) (string, error) {
 	default:
 		return "", errUseGoKeyring
 	}
-	secret, err := s.svc.GetSecret(found[0], s.session)
+	var secret ss.Secret
+	err := s.conn.Object(secretsName, found[0]).Call("org.freedesktop.Secret.Item.GetSecret", 0, s.session).Store(&secret)
 	if err != nil { // e.g. locked meanwhile: go-keyring unlocks it
 		return "", errUseGoKeyring
 	}
 	return string(secret.Value), nil
 }
 
-// secretService is the process's connection to the Secret Service, with a
-// "plain" session (closed by the Secret Service when the process
+// secretService is the process's own connection to the Secret Service,
+// with a "plain" session (closed by the Secret Service when the process
 // disconnects) and whether the login collection exists; both are known once
 // ready is closed.
 type secretService struct {
-	svc     *ss.SecretService
+	conn    *dbus.Conn
 	ready   chan struct{}
 	session dbus.ObjectPath
-	usable  bool // the session is open and the login collection exists
+	usable  bool // Hello answered, the session is open and the login collection exists
 }
 
 var (
@@ -101,31 +103,46 @@ var (
 	secretServiceV  *secretService
 )
 
-// fastSecretService connects once and starts opening the session and
-// checking the login collection in the background; nil if the bus cannot be
-// reached (retried on the next call, which then goes through go-keyring and
-// reports its error). If the session or the check fails, every read of the
-// process goes through go-keyring.
+// fastSecretService connects once, on a private connection, and starts
+// opening the session and checking the login collection in the background;
+// nil if the bus cannot be reached (retried on the next call, which then
+// goes through go-keyring and reports its error; go-keyring also starts a
+// session bus where there is none). If Hello, the session or the check
+// fails, every read of the process goes through go-keyring.
+//
+// The bus must see Hello first, but answers in order: the calls sent after
+// it do not wait for its answer (as sd-bus does), which saves a round trip.
 func fastSecretService() *secretService {
 	secretServiceMu.Lock()
 	defer secretServiceMu.Unlock()
 	if secretServiceV != nil {
 		return secretServiceV
 	}
-	svc, err := ss.NewSecretService()
+	conn, err := dbus.SessionBusPrivateNoAutoStartup()
 	if err != nil {
 		return nil
 	}
-	s := &secretService{svc: svc, ready: make(chan struct{})}
+	if err := conn.Auth(nil); err != nil {
+		_ = conn.Close()
+		return nil
+	}
+	hello := conn.BusObject().Go("org.freedesktop.DBus.Hello", 0, nil) // written before returning
+	s := &secretService{conn: conn, ready: make(chan struct{})}
 	go func() {
 		defer close(s.ready)
-		checked := make(chan error, 1)
-		go func() { checked <- svc.CheckCollectionPath(loginCollection) }()
-		session, err := svc.OpenSession()
-		if errCheck := <-checked; err != nil || errCheck != nil {
+		service := conn.Object(secretsName, secretsPath)
+		check := service.Go("org.freedesktop.DBus.Properties.Get", 0, nil, secretServiceIface, "Collections")
+		var ignored dbus.Variant
+		var session dbus.ObjectPath
+		errOpen := service.Call(secretServiceIface+".OpenSession", 0, "plain", dbus.MakeVariant("")).Store(&ignored, &session)
+		<-hello.Done
+		<-check.Done
+		var collections []dbus.ObjectPath
+		if hello.Err != nil || errOpen != nil || check.Store(&collections) != nil ||
+			!slices.Contains(collections, loginCollection) {
 			return
 		}
-		s.session, s.usable = session.Path(), true
+		s.session, s.usable = session, true
 	}()
 	secretServiceV = s
 	return s
