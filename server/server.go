@@ -173,7 +173,7 @@ func (s *Server) Ready() (bool, string) {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/endpoints", get(http.HandlerFunc(s.serveEndpoints)))
-	mux.Handle("/api/v1/user", get(s.Middleware(http.HandlerFunc(serveUser))))
+	mux.Handle("/api/v1/user", get(http.HandlerFunc(s.serveUser)))
 	mux.Handle("/healthz", get(http.HandlerFunc(serveHealthz)))
 	mux.Handle("/readyz", get(http.HandlerFunc(s.serveReadyz)))
 	mux.Handle("/metrics", get(s.metrics.handler()))
@@ -212,34 +212,42 @@ func get(h http.Handler) http.Handler {
 // the query string (access_token=) is refused, as it ends up in logs.
 func (s *Server) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, err := bearerToken(r)
-		if err != nil {
-			s.deny(w, http.StatusUnauthorized, err)
-			return
+		if id := s.authenticate(w, r); id != nil {
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 		}
-		start := time.Now()
-		id, err := s.verify(r.Context(), token)
-		s.metrics.latency.Observe(time.Since(start).Seconds())
-		if err != nil {
-			status := http.StatusUnauthorized
-			if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) {
-				status = http.StatusServiceUnavailable
-			}
-			s.deny(w, status, err)
-			return
-		}
-		for _, rule := range s.rules {
-			// path.Clean: "/api/v1//admin/." must not escape "/api/v1/admin".
-			if rule.matches(path.Clean("/"+r.URL.Path)) && !id.HasRole(rule.role) {
-				record(w, outcomeForbidden, id.Username)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="pbench", error="insufficient_scope"`)
-				writeMessage(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the role %q needed for %s", id.Username, rule.role, rule.prefix))
-				return
-			}
-		}
-		record(w, outcomeOK, id.Username)
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 	})
+}
+
+// authenticate returns the identity of a request that Middleware lets
+// through, or answers it and returns nil.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Identity {
+	token, err := bearerToken(r)
+	if err != nil {
+		s.deny(w, http.StatusUnauthorized, err)
+		return nil
+	}
+	start := time.Now()
+	id, err := s.verify(r.Context(), token)
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		status := http.StatusUnauthorized
+		if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) {
+			status = http.StatusServiceUnavailable
+		}
+		s.deny(w, status, err)
+		return nil
+	}
+	for _, rule := range s.rules {
+		// path.Clean: "/api/v1//admin/." must not escape "/api/v1/admin".
+		if rule.matches(path.Clean("/"+r.URL.Path)) && !id.HasRole(rule.role) {
+			record(w, outcomeForbidden, id.Username)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pbench", error="insufficient_scope"`)
+			writeMessage(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the role %q needed for %s", id.Username, rule.role, rule.prefix))
+			return nil
+		}
+	}
+	record(w, outcomeOK, id.Username)
+	return id
 }
 
 // authError is a refusal before any token was verified.
@@ -309,8 +317,13 @@ func (s *Server) serveEndpoints(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(s.endpoints)
 }
 
-func serveUser(w http.ResponseWriter, r *http.Request) {
-	id, _ := IdentityFrom(r.Context())
+// serveUser is Middleware in front of writing the identity, without the
+// copy of the request that handing the identity on would take.
+func (s *Server) serveUser(w http.ResponseWriter, r *http.Request) {
+	id := s.authenticate(w, r)
+	if id == nil {
+		return
+	}
 	bp := userBufPool.Get().(*[]byte)
 	b, ok := appendIdentityJSON((*bp)[:0], id)
 	if !ok {
@@ -319,6 +332,7 @@ func serveUser(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Content-Type"] = jsonContentType
 		h["Cache-Control"] = noStore
+		// #nosec G705 -- JSON whose strings hold no byte that JSON or HTML escapes, served as application/json
 		_, _ = w.Write(append(b, '\n'))
 	}
 	*bp = b[:0]
