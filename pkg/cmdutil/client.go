@@ -3,9 +3,12 @@ package cmdutil
 import (
 	"errors"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/config"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
@@ -18,12 +21,55 @@ type ClientFlags struct {
 	TokenStore string
 }
 
-// AddClientFlags registers --server and --token-store on cmd.
-func AddClientFlags(cmd *cobra.Command, cf *ClientFlags) {
+// AddClientFlags registers --server and --token-store on cmd. The shell
+// completes --server with the servers this user has configured or has tokens
+// for (see KnownServers).
+func (f *Factory) AddClientFlags(cmd *cobra.Command, cf *ClientFlags) {
 	cmd.Flags().StringVar(&cf.Server, "server", "",
 		"Pbench server URL (default $PBENCH_SERVER, else default-server in the config file)")
 	cmd.Flags().StringVar(&cf.TokenStore, "token-store", "",
 		`where tokens are kept: "keyring", "file" (0600, under $XDG_STATE_HOME/pbench-auth) or "auto" = keyring, else file with a warning (default $PBENCH_AUTH_TOKEN_STORE, else auto)`)
+	_ = cmd.RegisterFlagCompletionFunc("server", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return f.KnownServers(cf.TokenStore), cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("token-store", cobra.FixedCompletions(
+		[]string{tokenstore.KindAuto, tokenstore.KindKeyring, tokenstore.KindFile}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// completionKeyringTimeout bounds the keyring while the shell completes a
+// flag: a Tab press must not hang on a locked or absent keyring.
+const completionKeyringTimeout = time.Second
+
+// KnownServers lists, sorted and without duplicates, the Pbench servers
+// this user has named ($PBENCH_SERVER, default-server and the profiles of
+// the config file) or holds tokens for in the token store of kind. It
+// never fails: what cannot be read is left out.
+func (f *Factory) KnownServers(kind string) []string {
+	var servers []string
+	add := func(raw string) {
+		if s, err := config.NormalizeServer(raw); err == nil && raw != "" {
+			servers = append(servers, s)
+		}
+	}
+	add(f.Getenv("PBENCH_SERVER"))
+	if cfg, err := config.Load(f.ConfigDir()); err == nil {
+		add(cfg.DefaultServer)
+		for s := range cfg.Profiles {
+			add(s)
+		}
+	}
+	if kind == "" {
+		kind = f.Getenv("PBENCH_AUTH_TOKEN_STORE")
+	}
+	store, err := tokenstore.Open(tokenstore.Options{Kind: kind, Dir: f.StateDir(), Timeout: completionKeyringTimeout})
+	if err == nil {
+		profiles, _ := store.List()
+		for _, p := range profiles {
+			add(p)
+		}
+	}
+	slices.Sort(servers)
+	return slices.Compact(servers)
 }
 
 // TokenStore opens the token store of kind (the --token-store value; ""

@@ -80,7 +80,7 @@ Exit codes: 0 for 2xx and 3xx; 6 for 4xx; 7 for 5xx (the body is still printed);
 			return run(cmd.Context(), opts)
 		},
 	}
-	cmdutil.AddClientFlags(cmd, &opts.Flags)
+	f.AddClientFlags(cmd, &opts.Flags)
 	cmd.Flags().StringVarP(&opts.Method, "method", "X", "", "HTTP method (default GET, or POST when --data is given)")
 	cmd.Flags().StringVarP(&opts.Data, "data", "d", "", "request body: STRING, @FILE (streamed) or @- (stdin, streamed; never retried)")
 	cmd.Flags().StringArrayVarP(&opts.Headers, "header", "H", nil, `request header "Key: Value" (repeatable)`)

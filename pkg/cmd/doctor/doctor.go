@@ -103,7 +103,7 @@ Exit codes: 0 when nothing would stop login or call (warnings included),
 			return run(cmd.Context(), opts)
 		},
 	}
-	cmdutil.AddClientFlags(cmd, &opts.Flags)
+	f.AddClientFlags(cmd, &opts.Flags)
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", DefaultTimeout, "bound on each network request")
 	return cmd

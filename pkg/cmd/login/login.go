@@ -72,7 +72,7 @@ server; the profile is then named after the issuer (use it with --server).`,
 			return run(cmd.Context(), opts)
 		},
 	}
-	cmdutil.AddClientFlags(cmd, &opts.Flags)
+	f.AddClientFlags(cmd, &opts.Flags)
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Issuer, "issuer", "", "log in against this broker (OpenID issuer URL) directly, without a Pbench server; needs --client-id")
 	fl.StringVar(&opts.ClientID, "client-id", "", "the client id at the broker given with --issuer")

@@ -70,7 +70,7 @@ never a token.`,
 			return run(cmd.Context(), opts)
 		},
 	}
-	cmdutil.AddClientFlags(cmd, &opts.Flags)
+	f.AddClientFlags(cmd, &opts.Flags)
 	fl := cmd.Flags()
 	fl.BoolVar(&opts.All, "all", false, "log out of every profile that has tokens")
 	fl.BoolVar(&opts.Browser, "browser", false, "also end the session at the broker: open its end-session page in the browser you logged in with, and confirm there")

@@ -50,7 +50,7 @@ Exit codes: 0 logged in, 3 not logged in, 4 session expired (log in again),
 			return run(cmd.Context(), opts)
 		},
 	}
-	cmdutil.AddClientFlags(cmd, &opts.Flags)
+	f.AddClientFlags(cmd, &opts.Flags)
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
 	return cmd
 }

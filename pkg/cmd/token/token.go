@@ -44,7 +44,7 @@ Exit codes: 3 not logged in, 4 session expired (log in again), 5 broker unreacha
 			return run(cmd.Context(), opts)
 		},
 	}
-	cmdutil.AddClientFlags(cmd, &opts.Flags)
+	f.AddClientFlags(cmd, &opts.Flags)
 	cmd.Flags().BoolVar(&opts.Header, "header", false, `print "Authorization: Bearer <token>" instead of the bare token`)
 	return cmd
 }
