@@ -29,7 +29,11 @@ scripts/generate.sh --check
 step "goreleaser: check the configuration, snapshot build of this platform"
 goreleaser check
 goreleaser build --snapshot --clean --single-target --output dist/pbench-auth
-dist/pbench-auth version
+# The release's -ldflags must reach the binary: a snapshot version and this commit, not "dev".
+v=$(dist/pbench-auth version --json)
+echo "$v"
+grep -q "\"commit\": \"$(git rev-parse HEAD)\"" <<<"$v"
+grep -q '"version": "[0-9][^"]*-snapshot"' <<<"$v"
 
 step "govulncheck (offline database)"
 govulncheck -db "file://$cache/vulndb" ./...
