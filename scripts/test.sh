@@ -40,29 +40,40 @@ govulncheck -db "file://$cache/vulndb" ./...
 
 step "go test -race (Secret Service: gnome-keyring; browser: chromium)"
 export PBENCH_AUTH_TEST_CHROMIUM=1
-# -v so that a skipped test is seen: in CI every real component is installed,
-# so a test that skips there is a test that silently stopped running.
-log=$(mktemp)
-scripts/with-keyring.sh go test -race -count=1 -v ./... >"$log" 2>&1 || status=$?
-grep -E '^(ok|FAIL|--- FAIL|--- SKIP|panic:)|^\s+--- (FAIL|SKIP)' "$log" || true
-if [ "${status:-0}" != 0 ]; then
-  echo "go test failed; the failing tests' output:" >&2
-  grep -B2 -A30 -E -- '--- FAIL' "$log" | head -300 >&2 || tail -100 "$log" >&2
-  exit 1
-fi
-if [ "${CI:-}" = true ] && grep -qE -- '--- SKIP' "$log"; then
-  echo "tests were skipped in CI, where every component they need is installed:" >&2
-  grep -A1 -E -- '--- SKIP' "$log" >&2
-  exit 1
-fi
-awk '/^--- PASS|^    --- PASS/{p++} /^--- SKIP|^    --- SKIP/{s++} END{printf "tests: %d passed, 0 failed, %d skipped\n", p, s}' "$log"
-rm -f "$log"
+passed=0 skipped=0
+# gotest ARGS...: go test -v under the real Secret Service, showing the
+# package lines and any failure or skip. -v so that a skipped test is seen:
+# in CI every real component is installed, so a test that skips there is a
+# test that silently stopped running.
+gotest() {
+  local log status=0
+  log=$(mktemp)
+  scripts/with-keyring.sh go test -v "$@" >"$log" 2>&1 || status=$?
+  grep -E '^(ok|FAIL|--- FAIL|--- SKIP|panic:)|^\s+--- (FAIL|SKIP)' "$log" || true
+  if [ "$status" != 0 ]; then
+    echo "go test failed; the failing tests' output:" >&2
+    grep -B2 -A30 -E -- '--- FAIL' "$log" | head -300 >&2 || tail -100 "$log" >&2
+    exit 1
+  fi
+  if [ "${CI:-}" = true ] && grep -qE -- '--- SKIP' "$log"; then
+    echo "tests were skipped in CI, where every component they need is installed:" >&2
+    grep -A1 -E -- '--- SKIP' "$log" >&2
+    exit 1
+  fi
+  passed=$((passed + $(grep -cE '^ *--- PASS' "$log" || true)))
+  skipped=$((skipped + $(grep -cE '^ *--- SKIP' "$log" || true)))
+  rm -f "$log"
+}
+gotest -race -count=1 ./...
 
 step "fuzzing: each target for a bounded time (scripts/fuzz.sh, FUZZTIME=20s)"
 scripts/fuzz.sh
 
 step "end to end: Dex IdP -> Dex broker -> serve -> CLI in Chromium, and the same on serve --dev"
-scripts/with-keyring.sh go test -tags e2e -count=1 -timeout 20m ./test/e2e/...
+gotest -tags e2e -count=1 -timeout 20m ./test/e2e/...
 
 step "first run: pbench-auth demo"
 scripts/with-keyring.sh go run ./cmd/pbench-auth demo
+
+echo
+echo "tests: $passed passed, 0 failed, $skipped skipped"
