@@ -32,10 +32,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,6 +48,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
 
@@ -272,25 +271,13 @@ func writeSecret(path string, data []byte) error {
 	return os.Chmod(path, 0o600) // WriteFile keeps the mode of an existing file
 }
 
-// loadKey reads the PKCS #8 PEM key that `serve --dev --dev-key FILE` writes.
+// loadKey reads the PEM key that `serve --dev --dev-key FILE` writes.
 func loadKey(path string) (*rsa.PrivateKey, error) {
 	data, err := os.ReadFile(path) //nolint:gosec // G304: the bench script names the key file
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w (start serve --dev --dev-key %s first)", err, path)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("signing key %s: want a PKCS #8 PEM block (PRIVATE KEY)", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("signing key %s: %T is not an RSA key", path, k)
-	}
-	return rk, nil
+	return devbroker.ParseKey(path, data)
 }
 
 func send(ctx context.Context, args []string) error {

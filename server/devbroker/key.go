@@ -77,6 +77,12 @@ func LoadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 	if err := checkPrivate(path); err != nil {
 		return nil, err
 	}
+	return ParseKey(path, data)
+}
+
+// ParseKey decodes the PEM RSA private key data (PKCS #8 or PKCS #1) read
+// from path, which only names it in errors.
+func ParseKey(path string, data []byte) (*rsa.PrivateKey, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, fmt.Errorf("signing key %s: no PEM block; remove the file to have a new key generated", path)
@@ -99,7 +105,7 @@ func LoadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 		}
 		return k, nil
 	default:
-		return nil, fmt.Errorf("signing key %s: PEM block %q is not an RSA private key", path, block.Type)
+		return nil, fmt.Errorf("signing key %s: PEM block %q is not an RSA private key (want PKCS #8 \"PRIVATE KEY\" or PKCS #1 \"RSA PRIVATE KEY\")", path, block.Type)
 	}
 }
 
