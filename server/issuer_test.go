@@ -24,7 +24,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 // testIssuer is a Keycloak-shaped OpenID issuer over httptest: discovery,

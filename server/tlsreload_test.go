@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/testca"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/testca"
 )
 
 // selfSigned returns a PEM certificate and key for 127.0.0.1 named cn (its

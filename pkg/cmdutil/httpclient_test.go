@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/testca"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/testca"
 )
 
 // newTestFactory is New's wiring with test streams and environment.

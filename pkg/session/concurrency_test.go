@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/sessiontest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 

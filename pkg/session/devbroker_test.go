@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"

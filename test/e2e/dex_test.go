@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 // dexVersion is the Dex that test/e2e/dex/build.sh builds; keep them in step.

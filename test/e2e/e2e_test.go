@@ -31,7 +31,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 

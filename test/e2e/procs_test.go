@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 // need skips the test when a real component is missing, with what to do —

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/testca"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/testca"
 )
 
 // servedSerial does one TLS handshake with addr (trusting ca) and returns

@@ -29,7 +29,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"
 )
 

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 // TestBrokerOutagesAndKeyRotation runs the broker (serve --dev) and the

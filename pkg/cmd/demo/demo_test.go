@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 )
 
 func newFactory(t *testing.T) (*cmdutil.Factory, *testutil.SyncBuffer, *testutil.SyncBuffer) {

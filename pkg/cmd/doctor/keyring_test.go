@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/brokertest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/brokertest"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker/devbrowser"

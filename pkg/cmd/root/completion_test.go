@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/sessiontest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/status"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/session/sessiontest"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
