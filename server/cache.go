@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultCacheSize is the default number of verified tokens remembered.
@@ -198,3 +199,49 @@ var (
 	internedRoles sync.Map
 	internedCount atomic.Int64
 )
+
+// introCache remembers introspection answers (identity or refusal) until
+// their deadline, keyed like tokenCache. When full, expired entries go
+// first, then arbitrary ones.
+type introCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[cacheKey]introEntry
+}
+
+type introEntry struct {
+	id       *Identity
+	err      error
+	deadline time.Time
+}
+
+func newIntroCache(n int) *introCache {
+	return &introCache{max: n, m: make(map[cacheKey]introEntry)}
+}
+
+func (c *introCache) get(k cacheKey, now time.Time) (*Identity, error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return nil, nil, false
+	}
+	if !now.Before(e.deadline) {
+		delete(c.m, k)
+		return nil, nil, false
+	}
+	return e.id, e.err, true
+}
+
+func (c *introCache) put(k cacheKey, id *Identity, err error, deadline, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for key, e := range c.m {
+			if !now.Before(e.deadline) || len(c.m) >= c.max*9/10 {
+				delete(c.m, key)
+			}
+		}
+	}
+	c.m[k] = introEntry{id: id, err: err, deadline: deadline}
+}

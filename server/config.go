@@ -216,30 +216,45 @@ func certPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// roleRule is one --require-role PATH_PREFIX=ROLE.
-type roleRule struct{ prefix, role string }
-
-func parseRoleRules(specs []string) ([]roleRule, error) {
-	var errs []error
-	var rules []roleRule
-	for _, s := range specs {
-		prefix, role, ok := strings.Cut(s, "=")
-		switch {
-		case !ok || role == "":
-			errs = append(errs, fmt.Errorf("require-role %q: want PATH_PREFIX=ROLE, e.g. /api/v1/admin=ADMIN", s))
-		case !strings.HasPrefix(prefix, "/"):
-			errs = append(errs, fmt.Errorf("require-role %q: the path prefix must start with /", s))
-		default:
-			rules = append(rules, roleRule{prefix: strings.TrimSuffix(prefix, "/"), role: role})
+// withDefaults fills in what cfg leaves zero (see Config).
+func (c Config) withDefaults() (Config, error) {
+	if c.ClientID == "" {
+		c.ClientID = DefaultConfig().ClientID
+	}
+	if len(c.Audiences) == 0 {
+		c.Audiences = []string{c.ClientID}
+	}
+	if len(c.AllowedClients) == 0 {
+		c.AllowedClients = []string{c.ClientID}
+	}
+	switch c.CacheSize {
+	case 0:
+		c.CacheSize = DefaultCacheSize
+	case -1:
+		c.CacheSize = 0
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 5 * time.Minute
+	}
+	if c.MinRefreshInterval == 0 {
+		c.MinRefreshInterval = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if c.CACert != "" {
+			pool, err := certPool(c.CACert)
+			if err != nil {
+				return c, err
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
+		c.HTTPClient = &http.Client{Transport: tr, Timeout: 15 * time.Second}
 	}
-	return rules, errors.Join(errs...)
-}
-
-// matches reports whether path is the rule's prefix or below it.
-func (r roleRule) matches(path string) bool {
-	if r.prefix == "" {
-		return true
-	}
-	return path == r.prefix || strings.HasPrefix(path, r.prefix) && path[len(r.prefix)] == '/'
+	return c, nil
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -250,71 +249,4 @@ func unwrapURL(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// verify dispatches a token: a JWT goes to the verifier (then, with
-// introspect-all, to the broker too); anything else to introspection when
-// it is configured.
-func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
-	in := s.intro
-	if in == nil {
-		return s.verifier.verify(ctx, token)
-	}
-	if strings.Count(token, ".") != 2 {
-		return in.check(ctx, token)
-	}
-	id, err := s.verifier.verify(ctx, token)
-	if err != nil || !in.all {
-		return id, err
-	}
-	if _, err := in.check(ctx, token); err != nil {
-		return nil, err
-	}
-	return id, nil
-}
-
-// introCache remembers introspection answers (identity or refusal) until
-// their deadline, keyed like tokenCache. When full, expired entries go
-// first, then arbitrary ones.
-type introCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[cacheKey]introEntry
-}
-
-type introEntry struct {
-	id       *Identity
-	err      error
-	deadline time.Time
-}
-
-func newIntroCache(n int) *introCache {
-	return &introCache{max: n, m: make(map[cacheKey]introEntry)}
-}
-
-func (c *introCache) get(k cacheKey, now time.Time) (*Identity, error, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok {
-		return nil, nil, false
-	}
-	if !now.Before(e.deadline) {
-		delete(c.m, k)
-		return nil, nil, false
-	}
-	return e.id, e.err, true
-}
-
-func (c *introCache) put(k cacheKey, id *Identity, err error, deadline, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for key, e := range c.m {
-			if !now.Before(e.deadline) || len(c.m) >= c.max*9/10 {
-				delete(c.m, key)
-			}
-		}
-	}
-	c.m[k] = introEntry{id: id, err: err, deadline: deadline}
 }

@@ -1,0 +1,49 @@
+package server
+
+// This file: gateway mode, the reverse proxy to the upstream API that
+// passes the identity on in X-Forwarded-* headers.
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// identityHeaders are set by the gateway from the token, and always removed
+// from what the client sent.
+var identityHeaders = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Roles"}
+
+func (s *Server) newProxy() *httputil.ReverseProxy {
+	target, _ := url.Parse(s.cfg.Upstream) // checked by Validate
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			stripIdentityHeaders(pr.Out.Header)
+			if id, ok := IdentityFrom(pr.In.Context()); ok {
+				pr.Out.Header.Set("X-Forwarded-User", id.Username)
+				pr.Out.Header.Set("X-Forwarded-Email", id.Email)
+				pr.Out.Header.Set("X-Forwarded-Roles", strings.Join(id.Roles, ","))
+			}
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.log.Warn("upstream request failed", "path", r.URL.Path, "err", err)
+			writeMessage(w, http.StatusBadGateway, "the upstream server cannot be reached")
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// stripIdentityHeaders removes the identity headers, including spellings
+// with underscores that some upstreams (WSGI, CGI) treat as the same header.
+func stripIdentityHeaders(h http.Header) {
+	for name := range h {
+		canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		if slices.Contains(identityHeaders, canon) {
+			delete(h, name)
+		}
+	}
+}
