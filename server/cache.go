@@ -14,47 +14,48 @@ const DefaultCacheSize = 100_000
 
 const cacheShards = 64
 
-// tokenCache remembers verified tokens so that a client reusing its token
-// does not pay the signature check again. It is keyed by the first 128 bits
-// of the token's SHA-256 (the token itself is never kept; finding another
-// token with the same key is a second-preimage attack on SHA-256), bounded, and split into shards
-// each with its own lock, evicting with the CLOCK algorithm (an
-// approximation of LRU whose hits only set a bit, under a read lock).
+// boundedCache is the one cache implementation of the server, shared by the
+// verified-token cache and the introspection cache. It is keyed by the first
+// 128 bits of a token's SHA-256 (the token itself is never kept; finding
+// another token with the same key is a second-preimage attack on SHA-256),
+// bounded, and split into shards each with its own lock, evicting with the
+// CLOCK algorithm (an approximation of LRU whose hits only set a bit, under
+// a read lock): expired entries and entries not used since the hand last
+// passed go first. Hand-written rather than a library LRU because a hit must
+// not take a write lock: it sits on every authenticated request.
 //
-// An entry is used only while its token is valid (exp plus leeway) and while
-// the key that verified it is still in the broker's key set.
-type tokenCache struct {
-	shards   [cacheShards]cacheShard
+// An entry is returned while now ≤ its deadline (UnixNano).
+type boundedCache[V any] struct {
+	shards   [cacheShards]cacheShard[V]
 	perShard int
 }
 
-type cacheShard struct {
+type cacheShard[V any] struct {
 	mu   sync.RWMutex
-	m    map[cacheKey]*cacheEntry
-	ring []*cacheEntry // CLOCK ring; nil slots are free
+	m    map[cacheKey]*cacheEntry[V]
+	ring []*cacheEntry[V] // CLOCK ring; nil slots are free
 	hand int
 }
 
 type cacheKey [16]byte
 
-type cacheEntry struct {
+type cacheEntry[V any] struct {
 	key      cacheKey
-	id       Identity
-	kid      string // shared with the key set's verifyKey
-	deadline int64  // UnixNano after which the token is expired (leeway included)
+	val      V
+	deadline int64 // UnixNano after which the entry is expired
 	slot     int
 	ref      atomic.Bool
 }
 
-// newTokenCache returns a cache of about size entries; size 0 disables it.
+// newBoundedCache returns a cache of about size entries; size 0 disables it.
 // Each shard holds an eighth more than its even share, so that size tokens
 // fit although the hash spreads them a little unevenly: the bound is
 // 1.125 × size.
-func newTokenCache(size int) *tokenCache {
+func newBoundedCache[V any](size int) *boundedCache[V] {
 	even := (size + cacheShards - 1) / cacheShards
-	c := &tokenCache{perShard: even + (even+7)/8}
+	c := &boundedCache[V]{perShard: even + (even+7)/8}
 	for i := range c.shards {
-		c.shards[i].m = make(map[cacheKey]*cacheEntry)
+		c.shards[i].m = make(map[cacheKey]*cacheEntry[V])
 	}
 	return c
 }
@@ -72,10 +73,13 @@ func tokenKey(token string) cacheKey {
 	return cacheKey(sum[:16])
 }
 
-func (c *tokenCache) shard(key *cacheKey) *cacheShard { return &c.shards[key[0]%cacheShards] }
+func (c *boundedCache[V]) shard(key *cacheKey) *cacheShard[V] {
+	return &c.shards[key[0]%cacheShards]
+}
 
-// get returns the identity of a remembered, still valid token.
-func (c *tokenCache) get(key *cacheKey, now int64, keys *keySet) *Identity {
+// get returns the value stored under key, or nil when there is none or it
+// expired before now (UnixNano). The value is shared: treat it as read-only.
+func (c *boundedCache[V]) get(key *cacheKey, now int64) *V {
 	if c.perShard == 0 {
 		return nil
 	}
@@ -86,22 +90,18 @@ func (c *tokenCache) get(key *cacheKey, now int64, keys *keySet) *Identity {
 	if e == nil || now > e.deadline {
 		return nil
 	}
-	if _, ok := keys.byKID[e.kid]; !ok {
-		return nil
-	}
 	if !e.ref.Load() {
 		e.ref.Store(true)
 	}
-	return &e.id
+	return &e.val
 }
 
-// put remembers a verified token until deadline and returns the stored
-// identity; now (UnixNano) tells which entries have expired and may be
-// evicted first.
-func (c *tokenCache) put(key *cacheKey, id Identity, kid string, deadline, now int64) *Identity {
-	e := &cacheEntry{key: *key, id: id, kid: kid, deadline: deadline}
+// put stores v under key until deadline and returns the stored value; now
+// (UnixNano) tells which entries have expired and may be evicted first.
+func (c *boundedCache[V]) put(key *cacheKey, v V, deadline, now int64) *V {
+	e := &cacheEntry[V]{key: *key, val: v, deadline: deadline}
 	if c.perShard == 0 {
-		return &e.id
+		return &e.val
 	}
 	s := c.shard(key)
 	s.mu.Lock()
@@ -110,13 +110,13 @@ func (c *tokenCache) put(key *cacheKey, id Identity, kid string, deadline, now i
 		e.slot = old.slot
 		s.ring[e.slot] = e
 		s.m[*key] = e
-		return &e.id
+		return &e.val
 	}
 	if len(s.ring) < c.perShard {
 		e.slot = len(s.ring)
 		s.ring = append(s.ring, e)
 		s.m[*key] = e
-		return &e.id
+		return &e.val
 	}
 	// Advance the hand to a free slot, an expired entry, or one not used
 	// since the hand last passed. Two turns always suffice.
@@ -139,19 +139,16 @@ func (c *tokenCache) put(key *cacheKey, id Identity, kid string, deadline, now i
 	s.ring[s.hand] = e
 	s.m[*key] = e
 	s.hand = (s.hand + 1) % len(s.ring)
-	return &e.id
+	return &e.val
 }
 
-// dropKIDs forgets the tokens verified with keys that left the key set.
-func (c *tokenCache) dropKIDs(gone map[string]bool) {
-	if len(gone) == 0 {
-		return
-	}
+// deleteFunc forgets the entries whose value drop selects.
+func (c *boundedCache[V]) deleteFunc(drop func(*V) bool) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for k, e := range s.m {
-			if gone[e.kid] {
+			if drop(&e.val) {
 				delete(s.m, k)
 				s.ring[e.slot] = nil
 			}
@@ -161,7 +158,7 @@ func (c *tokenCache) dropKIDs(gone map[string]bool) {
 }
 
 // len returns the number of entries.
-func (c *tokenCache) len() int {
+func (c *boundedCache[V]) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -171,6 +168,51 @@ func (c *tokenCache) len() int {
 	}
 	return n
 }
+
+// tokenCache remembers verified tokens so that a client reusing its token
+// does not pay the signature check again. An entry is used only while its
+// token is valid (exp plus leeway) and while the key that verified it is
+// still in the broker's key set.
+type tokenCache struct{ c *boundedCache[verifiedToken] }
+
+type verifiedToken struct {
+	id  Identity
+	kid string // shared with the key set's verifyKey
+}
+
+// newTokenCache returns a cache of about size tokens; size 0 disables it.
+func newTokenCache(size int) *tokenCache {
+	return &tokenCache{newBoundedCache[verifiedToken](size)}
+}
+
+// get returns the identity of a remembered, still valid token.
+func (c *tokenCache) get(key *cacheKey, now int64, keys *keySet) *Identity {
+	v := c.c.get(key, now)
+	if v == nil {
+		return nil
+	}
+	if _, ok := keys.byKID[v.kid]; !ok {
+		return nil
+	}
+	return &v.id
+}
+
+// put remembers a verified token until deadline (UnixNano, leeway included)
+// and returns the stored identity.
+func (c *tokenCache) put(key *cacheKey, id Identity, kid string, deadline, now int64) *Identity {
+	return &c.c.put(key, verifiedToken{id, kid}, deadline, now).id
+}
+
+// dropKIDs forgets the tokens verified with keys that left the key set.
+func (c *tokenCache) dropKIDs(gone map[string]bool) {
+	if len(gone) == 0 {
+		return
+	}
+	c.c.deleteFunc(func(v *verifiedToken) bool { return gone[v.kid] })
+}
+
+// len returns the number of entries.
+func (c *tokenCache) len() int { return c.c.len() }
 
 // internRoles returns a shared copy of a role list: the same few role sets
 // recur across every user's tokens, so the cache keeps one copy of each.
@@ -201,47 +243,30 @@ var (
 )
 
 // introCache remembers introspection answers (identity or refusal) until
-// their deadline, keyed like tokenCache. When full, expired entries go
-// first, then arbitrary ones.
-type introCache struct {
-	mu  sync.Mutex
-	max int
-	m   map[cacheKey]introEntry
-}
+// their deadline, in the same bounded cache as verified tokens.
+type introCache struct{ c *boundedCache[introAnswer] }
 
-type introEntry struct {
-	id       *Identity
-	err      error
-	deadline time.Time
+type introAnswer struct {
+	id  *Identity
+	err error
 }
 
 func newIntroCache(n int) *introCache {
-	return &introCache{max: n, m: make(map[cacheKey]introEntry)}
+	return &introCache{newBoundedCache[introAnswer](n)}
 }
 
+// get returns the answer remembered for k, if it is still valid at now.
 func (c *introCache) get(k cacheKey, now time.Time) (*Identity, error, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok {
+	a := c.c.get(&k, now.UnixNano())
+	if a == nil {
 		return nil, nil, false
 	}
-	if !now.Before(e.deadline) {
-		delete(c.m, k)
-		return nil, nil, false
-	}
-	return e.id, e.err, true
+	return a.id, a.err, true
 }
 
+// put remembers an answer that is valid before deadline.
 func (c *introCache) put(k cacheKey, id *Identity, err error, deadline, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for key, e := range c.m {
-			if !now.Before(e.deadline) || len(c.m) >= c.max*9/10 {
-				delete(c.m, key)
-			}
-		}
-	}
-	c.m[k] = introEntry{id: id, err: err, deadline: deadline}
+	// boundedCache keeps an entry while now ≤ its deadline; an answer is
+	// valid while now < deadline.
+	c.c.put(&k, introAnswer{id, err}, deadline.UnixNano()-1, now.UnixNano())
 }
