@@ -19,6 +19,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 )
 
 // maxBrokerResponse bounds what we read from the broker's discovery and JWKS
@@ -245,6 +247,17 @@ func (r *remoteKeys) fetch(ctx context.Context) (*keySet, error) {
 		}
 		if doc.JWKSURI == "" {
 			return nil, errors.New("openid discovery: no jwks_uri in " + wellKnown)
+		}
+		// Both are fetched as given (the introspection endpoint with the
+		// client secret): a relative or non-http(s) URL is refused here.
+		source := "the identity broker's discovery document " + wellKnown
+		if _, err := peerurl.Check(`"jwks_uri"`, source, doc.JWKSURI); err != nil {
+			return nil, fmt.Errorf("openid discovery: %w", err)
+		}
+		if doc.Introspection != "" {
+			if _, err := peerurl.Check(`"introspection_endpoint"`, source, doc.Introspection); err != nil {
+				return nil, fmt.Errorf("openid discovery: %w", err)
+			}
 		}
 		jwksURL = doc.JWKSURI
 		r.mu.Lock()

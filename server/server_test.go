@@ -711,3 +711,25 @@ func TestPeriodicRefreshDropsRemovedKey(t *testing.T) {
 		t.Errorf("cache has %d entries after its key left the JWKS, want 0", n)
 	}
 }
+
+// TestRelativeJWKSURIRefused: a jwks_uri that is not an absolute http(s) URL
+// is refused with a message naming the field and the document, not fetched
+// relative to anything.
+func TestRelativeJWKSURIRefused(t *testing.T) {
+	var issuer string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/realms/pbench/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": "/realms/pbench/certs"})
+	})
+	bs := httptest.NewServer(mux)
+	t.Cleanup(bs.Close)
+	issuer = bs.URL + "/realms/pbench"
+	ti := &testIssuer{t: t, issuer: issuer}
+	ti.down.Store(true) // newHarness must not wait for keys that never come
+	h := newHarness(t, ti, nil)
+	_, err := h.srv.keys.refresh(t.Context())
+	want := `the identity broker's discovery document ` + issuer + `/.well-known/openid-configuration sent "jwks_uri" "/realms/pbench/certs": not an absolute http(s) URL`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("refresh: %v, want an error containing %q", err, want)
+	}
+}

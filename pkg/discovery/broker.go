@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 )
 
 // Broker is an identity broker as its OpenID discovery document describes it.
@@ -37,7 +38,31 @@ type Metadata struct {
 	RevocationEndpoint            string   `json:"revocation_endpoint"`
 	EndSessionEndpoint            string   `json:"end_session_endpoint"`
 	IntrospectionEndpoint         string   `json:"introspection_endpoint"`
+	JWKSURI                       string   `json:"jwks_uri"`
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
+}
+
+// checkURLs refuses any endpoint that is present and not an absolute http(s)
+// URL (peerurl.Check): each is used as is, for a request or a browser.
+func (md *Metadata) checkURLs(source string) error {
+	for _, f := range []struct{ name, value string }{
+		{"authorization_endpoint", md.AuthorizationEndpoint},
+		{"token_endpoint", md.TokenEndpoint},
+		{"userinfo_endpoint", md.UserinfoEndpoint},
+		{"device_authorization_endpoint", md.DeviceAuthorizationEndpoint},
+		{"revocation_endpoint", md.RevocationEndpoint},
+		{"end_session_endpoint", md.EndSessionEndpoint},
+		{"introspection_endpoint", md.IntrospectionEndpoint},
+		{"jwks_uri", md.JWKSURI},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if _, err := peerurl.Check(`"`+f.name+`"`, source, f.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SupportsPKCES256 is false only when the broker lists the PKCE methods it
@@ -93,6 +118,9 @@ func Discover(ctx context.Context, hc *http.Client, issuer, clientID string) (*B
 	}
 	if md.AuthorizationEndpoint == "" || md.TokenEndpoint == "" {
 		return nil, fmt.Errorf("OpenID discovery at %s: no authorization_endpoint or token_endpoint: this broker cannot log users in", wellKnown)
+	}
+	if err := md.checkURLs("the identity broker's discovery document " + wellKnown); err != nil {
+		return nil, err
 	}
 	return &Broker{Issuer: issuer, ClientID: clientID, Provider: provider, Metadata: md}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 )
 
 // MaxBodyBytes bounds every response body this package reads (the Pbench
@@ -67,8 +68,25 @@ func (o *OpenID) validate() error {
 	return nil
 }
 
+// checkURLs refuses a "server" or "issuer" that is not an absolute http(s)
+// URL (both are checked when present, even the one IssuerURL ignores), and
+// then the issuer login would use. source names the server that sent them.
+func (o *OpenID) checkURLs(source string) error {
+	for _, f := range []struct{ name, value string }{{`"openid.server"`, o.Server}, {`"openid.issuer"`, o.Issuer}} {
+		if f.value == "" {
+			continue
+		}
+		if _, err := peerurl.Check(f.name, source, f.value); err != nil {
+			return err
+		}
+	}
+	_, err := peerurl.Check(`the issuer ("openid.server" + "/realms/" + "openid.realm")`, source, o.IssuerURL())
+	return err
+}
+
 // FetchEndpoints is seed steps 1–2: GET server + /api/v1/endpoints, and check
-// that the answer names a broker (issuer) and a client id.
+// that the answer names a broker (issuer) and a client id, with "server" and
+// "issuer" absolute http(s) URLs (peerurl.Check).
 //
 // A server that cannot be reached, or answers 5xx, gives an error with exit
 // code cmdutil.ExitNetwork; an answer that is not a Pbench endpoints document
@@ -120,6 +138,9 @@ func FetchEndpoints(ctx context.Context, hc *http.Client, server string) (*Endpo
 	}
 	if err := ep.OpenID.validate(); err != nil {
 		return nil, notPbench(err.Error())
+	}
+	if err := ep.OpenID.checkURLs("the Pbench server at " + server + " (" + EndpointsPath + ")"); err != nil {
+		return nil, err
 	}
 	return &ep, nil
 }

@@ -52,6 +52,17 @@ func TestFetchEndpoints(t *testing.T) {
 		{name: "no client", body: `{"openid":{"issuer":"https://i"}}`, wantErr: `lacks "client"`, wantExit: cmdutil.ExitFailure},
 		{name: "no realm", body: `{"openid":{"server":"https://kc","client":"c"}}`, wantErr: `lacks "issuer" (or "server" and "realm")`, wantExit: cmdutil.ExitFailure},
 		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantErr: "larger than", wantExit: cmdutil.ExitFailure},
+		// A relative or schemeless URL would give an issuer of no host ("/" + "/realms/0").
+		{name: "relative server", body: `{"openid":{"server":"/","realm":"0","client":"0"}}`,
+			wantErr: `sent "openid.server" "/": not an absolute http(s) URL with a host`, wantExit: cmdutil.ExitFailure},
+		{name: "schemeless server", body: `{"openid":{"server":"sso.example.com","realm":"r","client":"c"}}`,
+			wantErr: `"openid.server" "sso.example.com": not an absolute`, wantExit: cmdutil.ExitFailure},
+		{name: "relative issuer", body: `{"openid":{"issuer":"/realms/x","client":"c"}}`,
+			wantErr: `"openid.issuer" "/realms/x": not an absolute`, wantExit: cmdutil.ExitFailure},
+		{name: "javascript issuer", body: `{"openid":{"issuer":"javascript:alert(1)","client":"c"}}`,
+			wantErr: `"openid.issuer" "javascript:alert(1)": not an absolute`, wantExit: cmdutil.ExitFailure},
+		{name: "bad server beside a good issuer", body: `{"openid":{"server":"//kc","realm":"r","issuer":"https://dex.example.com","client":"c"}}`,
+			wantErr: `"openid.server" "//kc": not an absolute`, wantExit: cmdutil.ExitFailure},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +89,9 @@ func TestFetchEndpoints(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("error %q does not contain %q", err, tt.wantErr)
 				}
+				if strings.Contains(tt.wantErr, "not an absolute") && !strings.Contains(err.Error(), "the Pbench server at "+srv.URL+"/") {
+					t.Errorf("error %q does not name the server that sent the URL", err)
+				}
 				if got := cmdutil.ExitCode(err); got != tt.wantExit {
 					t.Errorf("exit code %d, want %d (error %q)", got, tt.wantExit, err)
 				}
@@ -96,15 +110,30 @@ func TestFetchEndpoints(t *testing.T) {
 	}
 }
 
-func TestFetchEndpointsUnreachable(t *testing.T) {
+// hangUp is a server that closes every connection without answering: the
+// transport fails as it would on a refused connection, and, unlike a port
+// freed by closing its listener, nobody else can be listening there.
+func hangUp(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close() // nothing listens there now
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
 
-	_, err = FetchEndpoints(context.Background(), http.DefaultClient, "http://"+addr)
+func TestFetchEndpointsUnreachable(t *testing.T) {
+	_, err := FetchEndpoints(context.Background(), http.DefaultClient, "http://"+hangUp(t))
 	if err == nil {
 		t.Fatal("want an error for a closed port")
 	}
@@ -166,6 +195,7 @@ func TestDiscover(t *testing.T) {
 			RevocationEndpoint:            issuer + "/protocol/openid-connect/revoke",
 			EndSessionEndpoint:            issuer + "/protocol/openid-connect/logout",
 			IntrospectionEndpoint:         issuer + "/protocol/openid-connect/token/introspect",
+			JWKSURI:                       issuer + "/protocol/openid-connect/certs",
 			CodeChallengeMethodsSupported: []string{"plain", "S256"},
 		}
 		gotJSON, _ := json.Marshal(b.Metadata)
@@ -240,14 +270,27 @@ func TestDiscover(t *testing.T) {
 		}
 	})
 
+	for field, bad := range map[string]string{
+		"authorization_endpoint":        "/protocol/openid-connect/auth",
+		"token_endpoint":                "token",
+		"end_session_endpoint":          "javascript:alert(1)",
+		"revocation_endpoint":           "//revoke.example.com/x",
+		"jwks_uri":                      "file:///etc/passwd",
+		"device_authorization_endpoint": "https://",
+	} {
+		t.Run("relative "+field, func(t *testing.T) {
+			doc = keycloakDiscovery(issuer, nil)
+			doc[field] = bad
+			b, err := Discover(ctx, srv.Client(), issuer, "c")
+			want := "the identity broker's discovery document " + issuer + "/.well-known/openid-configuration sent \"" + field + "\""
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "not an absolute http(s) URL") {
+				t.Fatalf("got %v, %v; want an error containing %q", b, err, want)
+			}
+		})
+	}
+
 	t.Run("unreachable", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		_ = l.Close()
-		_, err = Discover(ctx, http.DefaultClient, "http://"+addr+"/realms/x", "c")
+		_, err := Discover(ctx, http.DefaultClient, "http://"+hangUp(t)+"/realms/x", "c")
 		if cmdutil.ExitCode(err) != cmdutil.ExitNetwork || !strings.Contains(err.Error(), "cannot reach the identity broker") {
 			t.Fatalf("got %v (exit %d), want unreachable with exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitNetwork)
 		}

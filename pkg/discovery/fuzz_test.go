@@ -5,14 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 )
 
 // FuzzFetchEndpoints serves any body as a Pbench server's /api/v1/endpoints
-// answer. Properties: no panic; either an error, or an issuer URL and a
-// client id (what login needs); a document that is not JSON is never
+// answer. Properties: no panic; either an error, or an absolute http(s)
+// issuer URL and a client id (what login needs); a document that is not JSON is never
 // accepted. Seeds: testdata/fuzz/FuzzFetchEndpoints and the cases below.
 func FuzzFetchEndpoints(f *testing.F) {
 	for _, seed := range []string{
@@ -53,8 +54,8 @@ func FuzzFetchEndpoints(f *testing.F) {
 			t.Fatalf("accepted without a client id: %q", doc)
 		}
 		issuer := ep.OpenID.IssuerURL()
-		if issuer == "" || strings.HasPrefix(issuer, "/realms/") {
-			t.Fatalf("accepted without an issuer (%q): %q", issuer, doc)
+		if u, err := url.Parse(issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			t.Fatalf("accepted without an absolute http(s) issuer (%q): %q", issuer, doc)
 		}
 		if d := strings.TrimSpace(doc); !strings.HasPrefix(d, "{") {
 			t.Fatalf("accepted a document that is not a JSON object: %q", doc)

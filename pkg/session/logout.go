@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -62,9 +63,11 @@ func EndSessionURL(ts *tokenstore.TokenSet) (string, error) {
 	if ts.EndSessionEndpoint == "" {
 		return "", ErrNoEndSession
 	}
-	u, err := url.Parse(ts.EndSessionEndpoint)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("end-session endpoint %q is not an http(s) URL: log in again to refresh the broker's endpoints", ts.EndSessionEndpoint)
+	// Checked at login (pkg/discovery); checked again here because the
+	// stored value may come from an older version or an edited store.
+	u, err := peerurl.Check(`"end_session_endpoint"`, "the identity broker (as stored at login)", ts.EndSessionEndpoint)
+	if err != nil {
+		return "", fmt.Errorf("%w; or log in again to refresh the broker's endpoints", err)
 	}
 	q := u.Query()
 	q.Del("id_token_hint")
