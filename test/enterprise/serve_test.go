@@ -3,8 +3,12 @@ package enterprise
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +30,46 @@ func servedSerial(ca *testca.CA, addr string) string {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
+// startServe runs `pbench-auth serve ARGS... --listen 127.0.0.1:0` (the
+// real command tree, in this process) until the test ends, and returns the
+// address it listens on, read from its "listening on" line: the port is
+// chosen by the kernel and never free for another process to take.
+func startServe(t *testing.T, args ...string) (addr string, stderr *testutil.SyncBuffer) {
+	t.Helper()
+	ios, _, _, _ := cmdutil.Test()
+	stderr = &testutil.SyncBuffer{}
+	ios.ErrOut = stderr
+	f := cmdutil.New()
+	f.IO = ios
+	f.Getenv = func(k string) string { return map[string]string{"GOMEMLIMIT": "off"}[k] }
+	cmd := root.NewCmd(f)
+	cmd.SetArgs(append(append([]string{"serve"}, args...), "--listen", "127.0.0.1:0"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, stderr.String())
+		}
+	})
+	listening := regexp.MustCompile(`listening on https?://(127\.0\.0\.1:[0-9]+),`)
+	waitFor(t, "serve to listen", func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("serve ended before listening: %v\n%s", err, stderr.String())
+		default:
+		}
+		m := listening.FindStringSubmatch(stderr.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	}, stderr)
+	return addr, stderr
+}
+
 // TestServeDevOverTLSReloadsItsCertificate runs `serve --dev` over HTTPS
 // with a certificate of the internal CA, calls it with the CLI, replaces the
 // certificate files, and sees the next handshakes serve the new one.
@@ -36,25 +80,7 @@ func TestServeDevOverTLSReloadsItsCertificate(t *testing.T) {
 	first := ca.Issue(t, testca.Options{Hosts: []string{"127.0.0.1"}})
 	certFile := testca.WriteFile(t, dir, "tls.crt", first.CertPEM)
 	keyFile := testca.WriteFile(t, dir, "tls.key", first.KeyPEM)
-	addr := testutil.FreeAddr(t)
-
-	ios, _, _, _ := cmdutil.Test()
-	stderr := &testutil.SyncBuffer{}
-	ios.ErrOut = stderr
-	f := cmdutil.New()
-	f.IO = ios
-	f.Getenv = func(k string) string { return map[string]string{"GOMEMLIMIT": "off"}[k] }
-	cmd := root.NewCmd(f)
-	cmd.SetArgs([]string{"serve", "--dev", "--listen", addr, "--tls-cert", certFile, "--tls-key", keyFile, "--ca-cert", caFile})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	addr, stderr := startServe(t, "--dev", "--tls-cert", certFile, "--tls-key", keyFile)
 
 	want := first.TLS.Leaf.SerialNumber.String()
 	waitFor(t, "serve to answer over TLS", func() bool { return servedSerial(ca, addr) == want }, stderr)
@@ -97,6 +123,48 @@ func waitFor(t *testing.T, what string, cond func() bool, log *testutil.SyncBuff
 			t.Fatalf("gave up waiting for %s\n%s", what, log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeDevOverTLSPrivateCA is `serve --dev --tls-cert --tls-key` with a
+// certificate of a private CA that serve itself is not told to trust (no
+// --ca-cert): it must still load its own broker's keys (it fetches them
+// in-process), be ready, and serve a whole login and call by the CLI, which
+// trusts the CA with --ca-cert.
+func TestServeDevOverTLSPrivateCA(t *testing.T) {
+	ca := testca.New(t, "Pbench Test Private CA")
+	dir := t.TempDir()
+	leaf := ca.Issue(t, testca.Options{Hosts: []string{"127.0.0.1"}})
+	addr, stderr := startServe(t, "--dev", "--dev-user", user+":"+password+":ADMIN",
+		"--tls-cert", testca.WriteFile(t, dir, "tls.crt", leaf.CertPEM), "--tls-key", testca.WriteFile(t, dir, "tls.key", leaf.KeyPEM))
+	e := &env{ca: ca, caFile: testca.WriteFile(t, dir, "ca.pem", ca.PEM), url: "https://" + addr,
+		stateDir: t.TempDir(), configDir: t.TempDir()}
+
+	// Ready: the keys are loaded, with nothing but the serving certificate.
+	hc := e.browserClient("")
+	waitFor(t, "/readyz to answer 200", func() bool {
+		resp, err := hc.Get(e.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, stderr)
+	if log := stderr.String(); strings.Contains(log, "cannot refresh the broker's signing keys") || strings.Contains(log, "x509") {
+		t.Errorf("serve failed to fetch its own broker's keys:\n%s", log)
+	}
+
+	r := e.cli(t, cliOptions{browser: e.browser(t, "")}, "login", "--server", e.url, "--ca-cert", e.caFile)
+	if r.code != 0 || !strings.Contains(r.stderr, "Logged in to "+e.url+" as "+user) {
+		t.Fatalf("login with --ca-cert: exit %d\n%s", r.code, r.stderr)
+	}
+	r = e.cli(t, cliOptions{}, "call", "--server", e.url, "--ca-cert", e.caFile, "/api/v1/user")
+	var id struct {
+		Username string   `json:"username"`
+		Roles    []string `json:"roles"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &id) != nil || id.Username != user || !slices.Contains(id.Roles, "ADMIN") {
+		t.Fatalf("call /api/v1/user: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 	}
 }
 

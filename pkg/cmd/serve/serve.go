@@ -192,6 +192,11 @@ func run(ctx context.Context, opts *Options) error {
 		if cfg.Issuer, err = setupDev(ctx, opts, ln.Addr(), mux); err != nil {
 			return err
 		}
+		// The server fetches its own broker's keys in-process: over TLS it
+		// would have to trust its own certificate (a private CA's, say).
+		if cfg.HTTPClient, err = ownBrokerClient(cfg.Issuer, mux); err != nil {
+			return err
+		}
 		if err := validate(cfg); err != nil {
 			return err
 		}
