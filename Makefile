@@ -4,7 +4,7 @@ ifeq ($(GOTOOLCHAIN),local)
 export GOTOOLCHAIN := auto
 endif
 
-.PHONY: test deps check build demo generate bench
+.PHONY: test deps check build demo generate bench fuzz
 
 ## test: install what the tests need (apt when root, tools, Dex), then run every test.
 test: deps check
@@ -25,6 +25,11 @@ demo:
 ## generate: regenerate completions/ and docs/ reference pages from the command tree.
 generate:
 	scripts/generate.sh
+
+## fuzz: exploratory fuzzing, not part of `test`: every fuzz target for FUZZTIME (default 5m) each,
+## FUZZPARALLEL workers (default 2). A finding is left under testdata/fuzz/<target>/: commit it with the fix.
+fuzz:
+	scripts/fuzz.sh
 
 ## bench: the performance benchmark (issue 7): installs wrk, hyperfine, gunicorn, Flask, PyJWT when root,
 ## then prints figures, ratios and PASS/FAIL per target from one run (see docs/performance.md).
