@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 // introspectionEndpoint is an RFC 7662 endpoint over httptest: it knows a few
@@ -248,11 +250,17 @@ func TestIntrospectionBrokerDownIs503(t *testing.T) {
 		want   string
 	}{
 		{"5xx", func(e *introspectionEndpoint) { e.status.Store(http.StatusBadGateway) }, "502"},
-		{"unreachable", func(e *introspectionEndpoint) { e.srv.Close() }, "POST"},
+		{"unreachable", nil, "POST"}, // an endpoint where nothing listens, below
 		{"credentials refused", func(e *introspectionEndpoint) { e.id = "someone-else" }, "check introspection-client-id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, e := introspectionHarness(t, nil)
+			var edit func(*Config)
+			if tc.break_ == nil {
+				down := "http://" + testutil.ReserveAddr(t) + "/introspect"
+				edit = func(c *Config) { c.IntrospectionEndpoint = down }
+				tc.break_ = func(*introspectionEndpoint) {}
+			}
+			h, e := introspectionHarness(t, edit)
 			e.add(h.ti, h.clock.Now(), "opaque-a", nil)
 			tc.break_(e)
 			status, hdr, body := h.get(t, "/api/v1/user", "opaque-a")

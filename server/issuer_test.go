@@ -269,7 +269,7 @@ func newHarness(t testing.TB, ti *testIssuer, edit func(*Config)) *harness {
 
 func (h *harness) waitReady(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		if ok, _ := h.srv.Ready(); ok {
 			return

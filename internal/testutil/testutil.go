@@ -1,6 +1,7 @@
 // Package testutil holds the helpers that several packages' tests share: a
 // buffer that goroutines and child processes may write while the test reads
-// it, a free loopback address, and a build of the pbench-auth binary.
+// it, a loopback address reserved for the test (ReserveAddr), and a build of
+// the pbench-auth binary.
 //
 // It is imported only by _test.go files; nothing in the CLI or the server
 // depends on it.
@@ -9,11 +10,9 @@ package testutil
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"testing"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: a log, stderr, or a
@@ -36,21 +35,6 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// FreeAddr returns a 127.0.0.1 address that was free a moment ago, for a
-// process that must know its own URL before it starts or be restarted on the
-// same address. Another process may take the port before the caller binds
-// it; where the caller can listen itself, net.Listen on port 0 is better.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // cliPackage is the import path of the pbench-auth main package.

@@ -1,10 +1,13 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -29,15 +32,59 @@ func TestSyncBufferConcurrentWriters(t *testing.T) {
 	}
 }
 
-func TestFreeAddrCanBeListenedOn(t *testing.T) {
-	addr := FreeAddr(t)
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host != "127.0.0.1" {
-		t.Fatalf("FreeAddr = %q (%v), want 127.0.0.1:port", addr, err)
+func TestReserveAddr(t *testing.T) {
+	addr := ReserveAddr(t)
+	if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+		t.Fatalf("ReserveAddr = %q (%v), want 127.0.0.1:port", addr, err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	refused := func(when string) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if c != nil {
+			_ = c.Close()
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial %s %s: %v, want connection refused", addr, when, err)
+		}
+	}
+	refused("before anyone listens")
+
+	// Held: a bind without SO_REUSEADDR (what an unrelated program does) fails.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		t.Fatalf("listen on %s: %v", addr, err)
+		t.Fatal(err)
 	}
-	_ = ln.Close()
+	defer func() { _ = syscall.Close(fd) }()
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: p}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("plain bind to %s: %v, want address in use", addr, err)
+	}
+	// Ports the kernel picks never are this one.
+	for range 200 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ln.Addr().String()
+		_ = ln.Close()
+		if got == addr {
+			t.Fatalf("the kernel handed out the reserved %s", addr)
+		}
+	}
+
+	// The process it is meant for listens there, and again after a restart.
+	for i := range 2 {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("listen %d on %s: %v", i, addr, err)
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial while listening: %v", err)
+		}
+		_ = c.Close()
+		_ = ln.Close()
+		refused("after the listener closed")
+	}
 }

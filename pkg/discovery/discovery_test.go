@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
 
@@ -110,30 +110,8 @@ func TestFetchEndpoints(t *testing.T) {
 	}
 }
 
-// hangUp is a server that closes every connection without answering: the
-// transport fails as it would on a refused connection, and, unlike a port
-// freed by closing its listener, nobody else can be listening there.
-func hangUp(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.Close()
-		}
-	}()
-	return l.Addr().String()
-}
-
 func TestFetchEndpointsUnreachable(t *testing.T) {
-	_, err := FetchEndpoints(context.Background(), http.DefaultClient, "http://"+hangUp(t))
+	_, err := FetchEndpoints(context.Background(), http.DefaultClient, "http://"+testutil.ReserveAddr(t))
 	if err == nil {
 		t.Fatal("want an error for a closed port")
 	}
@@ -290,7 +268,7 @@ func TestDiscover(t *testing.T) {
 	}
 
 	t.Run("unreachable", func(t *testing.T) {
-		_, err := Discover(ctx, http.DefaultClient, "http://"+hangUp(t)+"/realms/x", "c")
+		_, err := Discover(ctx, http.DefaultClient, "http://"+testutil.ReserveAddr(t)+"/realms/x", "c")
 		if cmdutil.ExitCode(err) != cmdutil.ExitNetwork || !strings.Contains(err.Error(), "cannot reach the identity broker") {
 			t.Fatalf("got %v (exit %d), want unreachable with exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitNetwork)
 		}

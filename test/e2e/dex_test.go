@@ -74,7 +74,7 @@ func startDex(t *testing.T, name, addr string, sessions bool, config map[string]
 // `call` refreshes them through both Dex instances first.
 func startDexPair(t *testing.T) (broker string) {
 	t.Helper()
-	idpAddr, brokerAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	idpAddr, brokerAddr := testutil.ReserveAddr(t), testutil.ReserveAddr(t)
 	brokerCallback := "http://" + brokerAddr + "/dex/callback"
 
 	// The IdP runs without sessions, so it advertises no end_session_endpoint

@@ -49,7 +49,7 @@ func TestSeedDex(t *testing.T) {
 
 	broker := startDexPair(t)
 	up := newUpstream(t)
-	addr := testutil.FreeAddr(t)
+	addr := testutil.ReserveAddr(t)
 	daemon(t, "serve", nil, bin, "serve", "--listen", addr, "--issuer", broker, "--client-id", "pbench-client",
 		"--require-role", "/api/v1/admin=ADMIN", "--upstream", up.srv.URL)
 	waitHTTP(t, "serve", "http://"+addr+"/readyz")
@@ -91,7 +91,7 @@ func TestSeedDex(t *testing.T) {
 func TestSeedDevBroker(t *testing.T) {
 	bin := prerequisites(t)
 	up := newUpstream(t)
-	addr := testutil.FreeAddr(t)
+	addr := testutil.ReserveAddr(t)
 	daemon(t, "serve --dev", nil, bin, "serve", "--dev", "--listen", addr,
 		"--dev-user", aliceName+":"+alicePassword+":USER", "--dev-token-ttl", "10s",
 		"--require-role", "/api/v1/admin=ADMIN", "--upstream", up.srv.URL)

@@ -151,7 +151,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 // waitReady waits for the server to load the broker's keys.
 func (e *env) waitReady(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		ok, why := e.srv.Ready()
 		if ok {

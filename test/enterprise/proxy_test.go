@@ -89,7 +89,7 @@ func TestDeviceLoginThroughProxy(t *testing.T) {
 	approved := make(chan error, 1)
 	go func() {
 		var uri string
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(time.Minute)
 		for uri == "" && time.Now().Before(deadline) {
 			if m := completeURI.FindStringSubmatch(stderr.String()); m != nil {
 				uri = m[1]

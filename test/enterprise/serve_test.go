@@ -114,10 +114,10 @@ func TestServeDevOverTLSReloadsItsCertificate(t *testing.T) {
 }
 
 // waitFor polls cond (a condition another goroutine or process brings
-// about) for up to 15s.
+// about) for up to a minute.
 func waitFor(t *testing.T, what string, cond func() bool, log *testutil.SyncBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s\n%s", what, log.String())

@@ -302,7 +302,7 @@ func (c *cli) login(server, browserLog string, args ...string) result {
 // the login's output.
 func loggedIn(t *testing.T, store string, loginArgs []string, brokerArgs ...string) (*cli, string, *proc, result) {
 	t.Helper()
-	addr := testutil.FreeAddr(t)
+	addr := testutil.ReserveAddr(t)
 	base := "http://" + addr
 	broker, _ := startBroker(t, addr, filepath.Join(t.TempDir(), "key.pem"), brokerArgs...)
 	c := newCLI(t, "PBENCH_AUTH_TOKEN_STORE="+store, "PBENCH_SERVER="+base)

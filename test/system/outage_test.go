@@ -24,11 +24,11 @@ import (
 //
 // refresh-interval and min-refresh-interval are 1s (YAML) to keep it short.
 func TestBrokerOutagesAndKeyRotation(t *testing.T) {
-	brokerAddr := testutil.FreeAddr(t)
+	brokerAddr := testutil.ReserveAddr(t)
 	issuer := "http://" + brokerAddr + "/realms/pbench-server"
 	keys := t.TempDir()
 	cfg := writeConfig(t, "refresh-interval: 1s\nmin-refresh-interval: 1s\n")
-	serveAddr := testutil.FreeAddr(t)
+	serveAddr := testutil.ReserveAddr(t)
 	base := "http://" + serveAddr
 	serve := startServe(t, "serve", "--issuer", issuer, "--listen", serveAddr, "--config", cfg)
 	waitFor(t, "serve listening", func() error { _, _, err := get(base+"/healthz", ""); return err })
@@ -92,10 +92,10 @@ func TestBrokerOutagesAndKeyRotation(t *testing.T) {
 // the JWKS is fetched at most once (min-refresh-interval 1m), counted by
 // serve's key-refresh counter.
 func TestUnknownKidFloodIsBoundedAcrossProcesses(t *testing.T) {
-	brokerAddr := testutil.FreeAddr(t)
+	brokerAddr := testutil.ReserveAddr(t)
 	_, issuer := startBroker(t, brokerAddr, filepath.Join(t.TempDir(), "key.pem"))
 	cfg := writeConfig(t, "refresh-interval: 1h\nmin-refresh-interval: 1m\n")
-	serveAddr := testutil.FreeAddr(t)
+	serveAddr := testutil.ReserveAddr(t)
 	base := "http://" + serveAddr
 	startServe(t, "serve", "--issuer", issuer, "--listen", serveAddr, "--config", cfg)
 	waitFor(t, "serve ready", func() error { return expectStatus(base+"/readyz", "", 200) })

@@ -53,17 +53,14 @@ func TestNoPlaintextTokenOnDisk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ts *tokenstore.TokenSet
-		profiles, err := store.List()
-		for _, p := range profiles {
-			if s, err := store.Load(p); err == nil && strings.HasPrefix(s.Issuer, base) {
-				ts = s
-				t.Cleanup(func() { _ = store.Delete(p) })
-			}
+		// The profile is the server's URL. Looked up by name, not through the
+		// profile index (List), which other tests' processes sharing this
+		// Secret Service may rewrite at the same time.
+		ts, err := store.Load(base)
+		if err != nil || !strings.HasPrefix(ts.Issuer, base) {
+			t.Fatalf("the login's tokens are not in the keyring under %s: %+v, %v", base, ts != nil, err)
 		}
-		if ts == nil {
-			t.Fatalf("the login's tokens are not in the keyring (profiles %q, %v)", profiles, err)
-		}
+		t.Cleanup(func() { _ = store.Delete(base) })
 		tokens := []string{ts.AccessToken, ts.RefreshToken, ts.IDToken}
 		dirs := []string{c.dir}
 		if home, err := os.UserHomeDir(); err == nil {

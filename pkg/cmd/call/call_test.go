@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -340,7 +341,7 @@ func TestNotLoggedIn(t *testing.T) {
 
 func TestServerUnreachable(t *testing.T) {
 	e := newEnv(t, func(http.ResponseWriter, *http.Request) {})
-	e.srv.Close()
+	e.profile = "http://" + testutil.ReserveAddr(t) // nothing listens there
 	err := e.run("/api/v1/user", func(o *Options) { o.Anonymous = true })
 	if cmdutil.ExitCode(err) != cmdutil.ExitNetwork {
 		t.Errorf("error %v (exit %d), want exit 5", err, cmdutil.ExitCode(err))

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/config"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -218,10 +219,9 @@ func TestHealthy(t *testing.T) {
 
 func TestServerDownBehindProxy(t *testing.T) {
 	// The proxy is down: the request fails there, without any DNS lookup.
-	proxy := newFixture(t)
-	proxy.srv.Close()
-	proxyURL, _ := url.Parse(proxy.srv.URL)
-	opts := newOptions(t, "http://pbench.example.com", map[string]string{"HTTP_PROXY": proxy.srv.URL})
+	proxy := "http://" + testutil.ReserveAddr(t) // nothing listens there
+	proxyURL, _ := url.Parse(proxy)
+	opts := newOptions(t, "http://pbench.example.com", map[string]string{"HTTP_PROXY": proxy})
 	opts.HTTPClient = func() (*http.Client, error) {
 		return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}, nil
 	}
@@ -240,9 +240,7 @@ func TestServerDownBehindProxy(t *testing.T) {
 }
 
 func TestServerUnreachableDirect(t *testing.T) {
-	fx := newFixture(t)
-	down := fx.srv.URL
-	fx.srv.Close()
+	down := "http://" + testutil.ReserveAddr(t) // nothing listens there
 	rep, code, _ := doctorRun(t, newOptions(t, down, nil))
 	r := want(t, rep, "server", StatusFail, "cannot reach the Pbench server")
 	if code != cmdutil.ExitFailure || !strings.Contains(r.Fix, "curl -sS "+down+"/api/v1/endpoints") {

@@ -88,9 +88,12 @@ func TestKeyringAvailableReal(t *testing.T) {
 	fx := newFixture(t)
 	opts := newOptions(t, fx.srv.URL, nil)
 	opts.Flags.TokenStore = ""
-	opts.ProbeKeyring = func() error { return tokenstore.ProbeKeyring(tokenstore.Options{}) }
+	// A keyring service of this test's own: other packages' tests use the
+	// same Secret Service at the same time (their probes, their profiles).
+	service := fmt.Sprintf("pbench-auth-test-%d", time.Now().UnixNano())
+	opts.ProbeKeyring = func() error { return tokenstore.ProbeKeyring(tokenstore.Options{Service: service}) }
 	opts.OpenStore = func(kind string) (tokenstore.Store, error) {
-		return tokenstore.Open(tokenstore.Options{Kind: kind, Dir: opts.StateDir()})
+		return tokenstore.Open(tokenstore.Options{Kind: kind, Dir: opts.StateDir(), Service: service})
 	}
 	ks, err := opts.OpenStore(tokenstore.KindKeyring)
 	if err != nil {
@@ -103,13 +106,13 @@ func TestKeyringAvailableReal(t *testing.T) {
 
 	rep, code, out := doctorRun(t, opts)
 	want(t, rep, "keyring", StatusOK, "auto keeps tokens there")
-	want(t, rep, "tokens", StatusOK, "keyring service pbench-auth")
+	want(t, rep, "tokens", StatusOK, "keyring service "+service)
 	if code != 0 || strings.Contains(out, "SECRET") {
 		t.Fatalf("exit %d, or a token in the report:\n%s", code, out)
 	}
 	// The probe leaves nothing behind: only the profile and its index remain.
 	if _, err := exec.LookPath("secret-tool"); err == nil {
-		items, _ := exec.Command("secret-tool", "search", "--all", "service", tokenstore.DefaultService).CombinedOutput()
+		items, _ := exec.Command("secret-tool", "search", "--all", "service", service).CombinedOutput() // #nosec G204 -- the test's own name
 		if strings.Contains(string(items), "#probe-") {
 			t.Fatalf("the keyring still holds a probe entry:\n%s", items)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/brokertest"
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
@@ -224,13 +224,7 @@ func TestLoginNoBrowser(t *testing.T) {
 
 func TestLoginServerUnreachable(t *testing.T) {
 	fx := newFixture(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	code, err := fx.login("--server", "http://"+addr)
+	code, err := fx.login("--server", "http://"+testutil.ReserveAddr(t)) // nothing listens there
 	if code != cmdutil.ExitNetwork {
 		t.Fatalf("exit %d (%v), want %d", code, err, cmdutil.ExitNetwork)
 	}

@@ -246,7 +246,7 @@ func TestLogoutBrowserCommand(t *testing.T) {
 // started, not waited for. The bound is for a hung command, not a measure.
 func waitFile(t *testing.T, path string) string {
 	t.Helper()
-	for range 500 {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		if b, err := os.ReadFile(path); err == nil { // #nosec G304 -- the test's own file
 			return string(b)
 		}

@@ -161,7 +161,7 @@ func startServe(t *testing.T, opts *Options, client *http.Client) (base string, 
 	t.Cleanup(func() { _ = stop() })
 
 	addrRE := regexp.MustCompile(`listening on (https?://\S+), issuer (\S+)`)
-	for deadline := time.Now().Add(10 * time.Second); base == ""; {
+	for deadline := time.Now().Add(time.Minute); base == ""; {
 		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
 			base = m[1]
 			if m[2] != opts.Flags.Issuer {
@@ -173,7 +173,7 @@ func startServe(t *testing.T, opts *Options, client *http.Client) (base string, 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(time.Minute); ; {
 		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
