@@ -9,9 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 )
 
 // Config is the configuration of the validating server. The yaml tags are
@@ -186,32 +187,18 @@ func checkIssuer(issuer string) error {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("issuer %q: must not have a query or fragment", issuer)
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !netutil.IsLoopback(u.Hostname()) {
 		return fmt.Errorf("issuer %q: must use https (plain http is allowed only for loopback hosts)", issuer)
 	}
 	return nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// certPool returns the system's CAs plus those in file.
+// certPool returns the system's CAs plus those in file, refusing a file
+// with a CERTIFICATE block that does not parse, as the CLI does.
 func certPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file) // #nosec G304 -- the operator's own CA file
+	pool, _, err := netutil.CertPool(file)
 	if err != nil {
 		return nil, fmt.Errorf("ca-cert: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca-cert %s: no PEM certificate found", file)
 	}
 	return pool, nil
 }

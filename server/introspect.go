@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -50,7 +51,7 @@ func (c *Config) validateIntrospection() []error {
 		switch {
 		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
 			errs = append(errs, fmt.Errorf("introspection-endpoint %q: want an absolute https URL", c.IntrospectionEndpoint))
-		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		case u.Scheme == "http" && !netutil.IsLoopback(u.Hostname()):
 			errs = append(errs, fmt.Errorf("introspection-endpoint %q: must use https (the client secret and the tokens travel there)", c.IntrospectionEndpoint))
 		}
 	}
@@ -193,7 +194,7 @@ func (in *introspector) introspect(ctx context.Context, token string, now time.T
 	req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
 	resp, err := in.client.Do(req)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("%w: POST %s: %w", ErrIntrospectionUnavailable, endpoint, unwrapURL(err))
+		return nil, time.Time{}, fmt.Errorf("%w: POST %s: %w", ErrIntrospectionUnavailable, endpoint, netutil.UnwrapURLError(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBrokerResponse))
@@ -241,12 +242,4 @@ func (in *introspector) introspect(ctx context.Context, token string, now time.T
 		deadline = end
 	}
 	return &id, deadline, nil
-}
-
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

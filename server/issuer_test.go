@@ -215,21 +215,10 @@ func newECKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct{ ns atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // harness is a running server in front of a test issuer.
 type harness struct {
 	ti    *testIssuer
-	clock *fakeClock
+	clock *testutil.Clock
 	srv   *Server
 	http  *httptest.Server
 	log   *testutil.SyncBuffer
@@ -240,7 +229,7 @@ type harness struct {
 // has loaded the keys unless the issuer is down.
 func newHarness(t testing.TB, ti *testIssuer, edit func(*Config)) *harness {
 	t.Helper()
-	h := &harness{ti: ti, clock: newFakeClock(), log: &testutil.SyncBuffer{}}
+	h := &harness{ti: ti, clock: testutil.NewClock(time.Now()), log: &testutil.SyncBuffer{}}
 	cfg := Config{
 		Issuer:    ti.issuer,
 		ClientID:  "pbench-client",

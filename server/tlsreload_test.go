@@ -52,7 +52,7 @@ func TestCertReloadOnChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := newFakeClock()
+	clock := testutil.NewClock(time.Now())
 	r.now = clock.Now
 	r.lastCheck = clock.Now()
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestSyncBufferConcurrentWriters(t *testing.T) {
@@ -86,5 +87,17 @@ func TestReserveAddr(t *testing.T) {
 		_ = c.Close()
 		_ = ln.Close()
 		refused("after the listener closed")
+	}
+}
+
+func TestClock(t *testing.T) {
+	start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	c := NewClock(start)
+	if !c.Now().Equal(start) {
+		t.Fatalf("Now = %v, want %v", c.Now(), start)
+	}
+	c.Advance(90 * time.Second)
+	if got := c.Now(); !got.Equal(start.Add(90*time.Second)) || got.Location() != time.UTC {
+		t.Fatalf("after Advance: %v", got)
 	}
 }

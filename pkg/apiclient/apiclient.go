@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -72,7 +73,7 @@ func NewClient(base *http.Client, sessions Sessions, profile string, trace func(
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !SameOrigin(t.Profile, req.URL) {
-		t.trace("%s %s: not %s, sending no token", req.Method, redactURL(req.URL), t.Profile)
+		t.trace("%s %s: not %s, sending no token", req.Method, redact.RequestURL(req.URL), t.Profile)
 		return t.base().RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -115,7 +116,7 @@ func (t *Transport) send(req *http.Request, token string, body io.ReadCloser) (*
 	r := req.Clone(req.Context())
 	r.Body = body
 	r.Header.Set("Authorization", "Bearer "+token)
-	t.trace("%s %s with the access token", r.Method, redactURL(r.URL))
+	t.trace("%s %s with the access token", r.Method, redact.RequestURL(r.URL))
 	return t.base().RoundTrip(r)
 }
 
@@ -154,16 +155,6 @@ func origin(u *url.URL) string {
 		}
 	}
 	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
-}
-
-// redactURL drops the query, which may carry secrets, from traces.
-func redactURL(u *url.URL) string {
-	c := *u
-	if c.RawQuery != "" {
-		c.RawQuery = "…"
-	}
-	c.User = nil
-	return c.String()
 }
 
 func closeBody(req *http.Request) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
 )
 
 // Factory carries every dependency a command has on the outside world. It is
@@ -46,7 +48,7 @@ func New() *Factory {
 		IO:          System(),
 		Now:         time.Now,
 		Getenv:      os.Getenv,
-		OpenBrowser: openBrowser,
+		OpenBrowser: browser.Open,
 	}
 	f.HTTPClient = sync.OnceValues(f.newHTTPClient)
 	return f
@@ -81,12 +83,4 @@ func xdgDir(getenv func(string) string, env, fallback string) string {
 		home, _ = os.UserHomeDir()
 	}
 	return filepath.Join(home, fallback, "pbench-auth")
-}
-
-// Redact shows the shape of a secret without revealing it: its length only.
-func Redact(secret string) string {
-	if secret == "" {
-		return "(none)"
-	}
-	return fmt.Sprintf("[redacted %d bytes]", len(secret))
 }

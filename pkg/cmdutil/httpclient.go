@@ -3,20 +3,16 @@ package cmdutil
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/net/http/httpproxy"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/config"
 )
 
@@ -146,79 +142,18 @@ func (f *Factory) newHTTPClient() (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
-	tr.Proxy = proxyFunc(f.Getenv)
+	tr.Proxy = netutil.ProxyFunc(f.Getenv)
 	return &http.Client{Timeout: DefaultHTTPTimeout, Transport: &tlsErrorTransport{base: tr}}, nil
 }
 
 // loadCAs returns the system's pool plus every certificate in src's files,
 // and how many were added. Each file must hold at least one certificate.
 func loadCAs(src caSource) (*x509.CertPool, int, error) {
-	pool, err := x509.SystemCertPool()
+	pool, n, err := netutil.CertPool(src.files...)
 	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	n := 0
-	for _, file := range src.files {
-		b, err := os.ReadFile(file) // #nosec G304 -- a CA file the user named
-		if err != nil {
-			return nil, 0, Usagef("%s: cannot read the CA file: %w", src.from, err)
-		}
-		added := 0
-		for rest := b; ; {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, 0, Usagef("%s: %s: certificate %d: %w", src.from, file, added+1, err)
-			}
-			pool.AddCert(cert)
-			added++
-		}
-		if added == 0 {
-			return nil, 0, Usagef("%s: %s holds no PEM CERTIFICATE block: give a PEM file of CA certificates", src.from, file)
-		}
-		n += added
+		return nil, 0, Usagef("%s: %w", src.from, err)
 	}
 	return pool, n, nil
-}
-
-// proxyFunc is http.ProxyFromEnvironment read through getenv (so that it can
-// be tested, and is read when the client is built rather than once per
-// process). Requests to localhost and loopback addresses never go through a
-// proxy, whatever NO_PROXY says.
-func proxyFunc(getenv func(string) string) func(*http.Request) (*url.URL, error) {
-	either := func(upper, lower string) string {
-		if v := getenv(upper); v != "" {
-			return v
-		}
-		return getenv(lower)
-	}
-	pf := (&httpproxy.Config{
-		HTTPProxy:  either("HTTP_PROXY", "http_proxy"),
-		HTTPSProxy: either("HTTPS_PROXY", "https_proxy"),
-		NoProxy:    either("NO_PROXY", "no_proxy"),
-		CGI:        getenv("REQUEST_METHOD") != "",
-	}).ProxyFunc()
-	return func(req *http.Request) (*url.URL, error) {
-		if isLoopbackHost(req.URL.Hostname()) {
-			return nil, nil
-		}
-		return pf(req.URL)
-	}
-}
-
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // TLSError is a failed TLS handshake, worded for people.

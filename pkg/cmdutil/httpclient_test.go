@@ -8,7 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,32 +189,6 @@ func TestBadCAFiles(t *testing.T) {
 				t.Error("CATrust accepted the bad file")
 			}
 		})
-	}
-}
-
-func TestProxyFromEnvironment(t *testing.T) {
-	env := map[string]string{
-		"HTTPS_PROXY": "http://proxy.corp:3128",
-		"http_proxy":  "http://plain-proxy.corp:3128",
-		"NO_PROXY":    "internal.corp",
-	}
-	pf := proxyFunc(func(k string) string { return env[k] })
-	for target, want := range map[string]string{
-		"https://pbench.example.com/api/v1/endpoints": "http://proxy.corp:3128",
-		"http://pbench.example.com/":                  "http://plain-proxy.corp:3128",
-		"https://sso.internal.corp/realms/x":          "",
-		"http://127.0.0.1:38111/callback":             "",
-		"http://localhost:38111/callback":             "",
-		"http://[::1]:38111/callback":                 "",
-	} {
-		u, _ := url.Parse(target)
-		got, err := pf(&http.Request{URL: u})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if (got == nil) != (want == "") || (got != nil && got.String() != want) {
-			t.Errorf("proxy for %s = %v, want %q", target, got, want)
-		}
 	}
 }
 

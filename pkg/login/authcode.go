@@ -6,13 +6,12 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sync"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/int128/oauth2cli"
 	"golang.org/x/oauth2"
-
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
 
 // authCodeLogin is the authorization code grant through the loopback
@@ -58,7 +57,7 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 		select {
 		case <-ready:
 			o.Tracef("listening on %s for the broker's redirect (loopback only)", redirectURI)
-			o.Tracef("authorization URL (PKCE %s): %s", pkce, RedactURL(authURL))
+			o.Tracef("authorization URL (PKCE %s): %s", pkce, redact.AuthURL(authURL))
 			o.showAuthURL(authURL, redirectURI)
 		case <-ctx.Done():
 		}
@@ -81,7 +80,7 @@ func (o *Options) showAuthURL(authURL, redirectURI string) {
 		o.Tracef("opening a browser at the authorization URL")
 		err := o.Browser(authURL)
 		if err == nil {
-			_, _ = fmt.Fprintf(o.Prompt, "Opened a browser to log in at %s (waiting up to %s).\n", hostOf(authURL), o.Timeout)
+			_, _ = fmt.Fprintf(o.Prompt, "Opened a browser to log in at %s (waiting up to %s).\n", netutil.OriginOf(authURL), o.Timeout)
 			return
 		}
 		_, _ = fmt.Fprintf(o.Prompt, "pbench-auth: could not open a browser: %v\n", err)
@@ -134,7 +133,7 @@ func (g *callbackGuard) middleware(next http.Handler) http.Handler {
 			}
 			g.mu.Unlock()
 		} else {
-			g.o.Tracef("callback received: code %s, state matches", cmdutil.Redact(q.Get("code")))
+			g.o.Tracef("callback received: code %s, state matches", redact.Secret(q.Get("code")))
 			g.o.Tracef("exchanging the code at %s (PKCE code_verifier redacted)", g.tokenURL)
 		}
 		next.ServeHTTP(w, r)
@@ -146,30 +145,6 @@ func (g *callbackGuard) brokerRefusal() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.refusal
-}
-
-// RedactURL hides the per-login values of an authorization URL (state,
-// nonce, code_challenge) for the -v trace; the rest is shown as sent.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	q := u.Query()
-	for _, k := range []string{"state", "nonce", "code_challenge"} {
-		if q.Has(k) {
-			q.Set(k, "REDACTED")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func hostOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Host != "" {
-		return u.Scheme + "://" + u.Host
-	}
-	return raw
 }
 
 const successHTML = `<!DOCTYPE html>

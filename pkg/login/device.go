@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 )
 
 // deviceLogin is the device authorization grant (RFC 8628): the user opens
@@ -24,7 +24,7 @@ func deviceLogin(ctx context.Context, o *Options) (*Result, error) {
 		return nil, fmt.Errorf("device authorization at %s: %w", endpoint, err)
 	}
 	o.Tracef("device authorization at %s: device code %s, user code shown, verification URI %s",
-		endpoint, cmdutil.Redact(da.DeviceCode), da.VerificationURI)
+		endpoint, redact.Secret(da.DeviceCode), da.VerificationURI)
 	_, _ = fmt.Fprintf(o.Prompt, "To log in, open %s on any device and enter the code %s\n", da.VerificationURI, da.UserCode)
 	open := da.VerificationURI
 	if da.VerificationURIComplete != "" {

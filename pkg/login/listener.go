@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
 
@@ -21,7 +22,7 @@ func checkLoopback(addr string) error {
 	if err != nil {
 		return cmdutil.Usagef("--listen-address %q: want HOST:PORT, such as 127.0.0.1:8000 or [::1]:0", addr)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !netutil.IsLoopback(host) {
 		return cmdutil.Usagef("--listen-address %q is not a loopback address: the login's callback must be reachable "+
 			"from this machine only; use 127.0.0.1:PORT, [::1]:PORT or localhost:PORT", addr)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
@@ -195,8 +196,8 @@ func (o *Options) oauth2Config() oauth2.Config {
 // nonce is "" for the device grant, which has none.
 func (o *Options) result(ctx context.Context, tok *oauth2.Token, scopes []string, nonce string) (*Result, error) {
 	o.Tracef("token response: access token %s (expires %s), refresh token %s, id_token %s",
-		cmdutil.Redact(tok.AccessToken), expiryText(tok, o.Now()), cmdutil.Redact(tok.RefreshToken),
-		cmdutil.Redact(idTokenOf(tok)))
+		redact.Secret(tok.AccessToken), expiryText(tok, o.Now()), redact.Secret(tok.RefreshToken),
+		redact.Secret(idTokenOf(tok)))
 	id, err := verifyIDToken(ctx, o.Broker, tok, nonce, o.Now)
 	if err != nil {
 		return nil, fmt.Errorf("the broker's tokens were refused, nothing was stored: %w", err)

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
@@ -78,7 +80,7 @@ func EndSessionURL(ts *tokenstore.TokenSet) (string, error) {
 
 // revoke posts an RFC 7009 revocation request as a public client.
 func (m *Manager) revoke(ctx context.Context, endpoint, clientID, token, hint string) error {
-	m.trace("revoke %s %s at %s", hint, redact(token), endpoint)
+	m.trace("revoke %s %s at %s", hint, redact.Secret(token), endpoint)
 	form := url.Values{"token": {token}, "token_type_hint": {hint}, "client_id": {clientID}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -87,12 +89,12 @@ func (m *Manager) revoke(ctx context.Context, endpoint, clientID, token, hint st
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := m.httpClient().Do(req)
 	if err != nil {
-		return fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, hostOf(endpoint), unwrapURLError(err))
+		return fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, netutil.HostOf(endpoint), netutil.UnwrapURLError(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("revocation at %s answered %s: %s", hostOf(endpoint), resp.Status, oauthError(body))
+		return fmt.Errorf("revocation at %s answered %s: %s", netutil.HostOf(endpoint), resp.Status, oauthError(body))
 	}
 	return nil
 }

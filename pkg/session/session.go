@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -187,7 +189,7 @@ func (m *Manager) refresh(ctx context.Context, profile string, ts *tokenstore.To
 		ClientID: ts.ClientID,
 		Endpoint: oauth2.Endpoint{TokenURL: ts.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams},
 	}
-	m.trace("refresh grant at %s (refresh token %s)", ts.TokenEndpoint, redact(ts.RefreshToken))
+	m.trace("refresh grant at %s (refresh token %s)", ts.TokenEndpoint, redact.Secret(ts.RefreshToken))
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, m.httpClient())
 	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: ts.RefreshToken}).Token()
 	if err != nil {
@@ -196,15 +198,15 @@ func (m *Manager) refresh(ctx context.Context, profile string, ts *tokenstore.To
 		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
 			return expired("the broker refused the refresh token (" + re.ErrorCode + ")")
 		case errors.As(err, &re):
-			return fmt.Errorf("refresh tokens of %s at %s: the broker answered %s %s", profile, hostOf(ts.TokenEndpoint), re.Response.Status, re.ErrorCode)
+			return fmt.Errorf("refresh tokens of %s at %s: the broker answered %s %s", profile, netutil.HostOf(ts.TokenEndpoint), re.Response.Status, re.ErrorCode)
 		case ctx.Err() != nil:
 			return fmt.Errorf("refresh tokens of %s: %w", profile, ctx.Err())
 		default:
-			return fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, hostOf(ts.TokenEndpoint), unwrapURLError(err))
+			return fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, netutil.HostOf(ts.TokenEndpoint), netutil.UnwrapURLError(err))
 		}
 	}
 	Apply(ts, tok, m.now())
-	m.trace("refreshed: access token %s valid until %s", redact(ts.AccessToken), ts.Expiry.Format(time.RFC3339))
+	m.trace("refreshed: access token %s valid until %s", redact.Secret(ts.AccessToken), ts.Expiry.Format(time.RFC3339))
 	return nil
 }
 

@@ -13,27 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/sessiontest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
 const profile = "https://pbench.example.com"
 
-// clock is a fake clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
 // env is a Manager over a real file store, a fake clock and a broker.
 type env struct {
 	m      *Manager
 	b      *sessiontest.Broker
-	clock  *clock
+	clock  *testutil.Clock
 	store  tokenstore.Store
 	traced *strings.Builder
 }
@@ -45,7 +36,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClock()
+	c := testutil.NewClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	b := sessiontest.NewBroker(t, "refresh-0")
 	b.Now = c.Now
 	var mu sync.Mutex

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -97,29 +96,4 @@ func issuedAt(jwt string) time.Time {
 		return time.Unix(int64(iat), 0)
 	}
 	return time.Time{}
-}
-
-// redact shows a secret's length only.
-func redact(secret string) string {
-	if secret == "" {
-		return "(none)"
-	}
-	return fmt.Sprintf("[redacted %d bytes]", len(secret))
-}
-
-func hostOf(endpoint string) string {
-	if u, err := url.Parse(endpoint); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return endpoint
-}
-
-// unwrapURLError drops *url.Error's "Post <url>:" prefix: the URL may carry
-// nothing secret, but the host is already named by the caller.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

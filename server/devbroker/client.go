@@ -2,10 +2,10 @@ package devbroker
 
 import (
 	"errors"
-	"net"
 	"net/url"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -71,8 +71,7 @@ func checkLoopbackRedirect(raw string) error {
 		return errors.New("redirect_uri is not a URL")
 	}
 	host := u.Hostname()
-	loopback := host == "localhost" || (net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback())
-	if u.Scheme != "http" || !loopback || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+	if u.Scheme != "http" || !netutil.IsLoopback(host) || u.User != nil || u.Fragment != "" || u.Opaque != "" {
 		// Not echoed: error_description allows only a few characters (RFC 6749 §5.2).
 		return errors.New("redirect_uri refused: the development broker redirects only to " +
 			"http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/... (a loopback listener of a CLI)")

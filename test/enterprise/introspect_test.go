@@ -8,25 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 )
-
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock                   { c := &clock{}; c.ns.Store(time.Now().UnixNano()); return c }
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // TestIntrospectAllSeesRevocation: with --introspect-all, serve asks the
 // development broker (at the introspection_endpoint its discovery document
 // advertises, as its confidential client) about each JWT; a token revoked
 // at the broker is refused once the cached answer is older than the TTL.
 func TestIntrospectAllSeesRevocation(t *testing.T) {
-	c := newClock()
+	c := testutil.NewClock(time.Now())
 	e := newEnv(t, envOptions{edit: func(e *env, cfg *server.Config) {
 		id, secret := e.broker.IntrospectionCredentials()
 		file := filepath.Join(t.TempDir(), "introspection-secret")

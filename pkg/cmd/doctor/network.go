@@ -1,7 +1,7 @@
 package doctor
 
 import (
-	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,37 +11,10 @@ import (
 
 	"golang.org/x/net/http/httpproxy"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
-
-// proxyVars are the variables net/http reads, upper case first.
-var proxyVars = [][2]string{{"HTTPS_PROXY", "https_proxy"}, {"HTTP_PROXY", "http_proxy"}, {"NO_PROXY", "no_proxy"}}
-
-// proxyConfig reads the proxy variables through getenv as net/http's
-// ProxyFromEnvironment does, and names those that are set.
-func proxyConfig(getenv func(string) string) (*httpproxy.Config, []string) {
-	var set []string
-	val := func(names [2]string) string {
-		for _, n := range names {
-			if v := getenv(n); v != "" {
-				set = append(set, n+"="+redactProxy(v))
-				return v
-			}
-		}
-		return ""
-	}
-	cfg := &httpproxy.Config{HTTPSProxy: val(proxyVars[0]), HTTPProxy: val(proxyVars[1]), NoProxy: val(proxyVars[2])}
-	return cfg, set
-}
-
-// redactProxy hides a proxy URL's password, which may be a secret.
-func redactProxy(v string) string {
-	u, err := url.Parse(v)
-	if err != nil || u.User == nil {
-		return v
-	}
-	return u.Redacted()
-}
 
 // validProxy is true when net/http can use v as a proxy: a URL, or a
 // host[:port] taken as http://host[:port].
@@ -73,14 +46,14 @@ func route(cfg *httpproxy.Config, target string) (string, error) {
 // checkProxy names the proxy variables in use and how each of urls (the
 // server, then the broker) is reached.
 func checkProxy(getenv func(string) string, urls ...string) Result {
-	cfg, set := proxyConfig(getenv)
+	cfg, set := netutil.ProxyConfig(getenv)
 	if len(set) == 0 {
 		return Result{Name: "proxy", Status: StatusOK, Message: "no proxy variables set: connections go direct"}
 	}
 	for _, v := range []string{cfg.HTTPSProxy, cfg.HTTPProxy} {
 		if v != "" && !validProxy(v) {
 			return Result{Name: "proxy", Status: StatusWarn,
-				Message: fmt.Sprintf("%s: %q is not a proxy URL, so Go ignores it and connects directly", strings.Join(set, ", "), redactProxy(v)),
+				Message: fmt.Sprintf("%s: %q is not a proxy URL, so Go ignores it and connects directly", strings.Join(set, ", "), redact.ProxyURL(v)),
 				Fix:     "set the variable to a URL such as http://proxy.example.com:3128, or unset it"}
 		}
 	}
@@ -110,7 +83,7 @@ func checkProxy(getenv func(string) string, urls ...string) Result {
 // proxyHint is a sentence to add to a fix when target is reached through a
 // proxy.
 func proxyHint(getenv func(string) string, target string) string {
-	cfg, _ := proxyConfig(getenv)
+	cfg, _ := netutil.ProxyConfig(getenv)
 	r, err := route(cfg, target)
 	if err != nil || r == "direct" {
 		return ""
@@ -171,25 +144,11 @@ func checkCA(getenv func(string) string) Result {
 	return Result{Name: "ca", Status: StatusOK, Message: strings.Join(parts, ", ")}
 }
 
-// countCerts counts the PEM certificates in file.
+// countCerts counts the certificates in file, which must all parse.
 func countCerts(file string) (int, error) {
-	b, err := os.ReadFile(file) // #nosec G304 -- the user's own SSL_CERT_FILE
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type == "CERTIFICATE" {
-			n++
-		}
-	}
-	if n == 0 {
+	certs, err := netutil.ReadCertificates(file)
+	if errors.Is(err, netutil.ErrNoCertificates) {
 		return 0, fmt.Errorf("no PEM certificate in %s", file)
 	}
-	return n, nil
+	return len(certs), err
 }

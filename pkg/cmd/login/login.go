@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/config"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
@@ -171,7 +172,7 @@ func (opts *Options) profile() (profile, server string, err error) {
 func (opts *Options) browser() (func(string) error, error) {
 	switch {
 	case opts.BrowserCommand != "":
-		return login.CommandBrowser(opts.BrowserCommand)
+		return browser.Command(opts.BrowserCommand)
 	case opts.NoBrowser, opts.Device:
 		return nil, nil
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
@@ -39,15 +38,12 @@ type fixture struct {
 
 // lockedBuffer is stderr, written by the login's goroutines.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	testutil.SyncBuffer
 	// urls receives each line that is a URL, when not nil.
 	urls chan string
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.urls != nil {
 		for _, line := range strings.Split(string(p), "\n") {
 			if s := strings.TrimSpace(line); strings.HasPrefix(s, "http") {
@@ -55,13 +51,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 			}
 		}
 	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return l.SyncBuffer.Write(p)
 }
 
 func newFixture(t *testing.T) *fixture {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
@@ -83,7 +83,7 @@ never a token.`,
 func (opts *Options) browser() error {
 	switch {
 	case opts.BrowserCommand != "":
-		open, err := login.CommandBrowser(opts.BrowserCommand)
+		open, err := browser.Command(opts.BrowserCommand)
 		if err != nil {
 			return &cmdutil.UsageError{Err: err}
 		}

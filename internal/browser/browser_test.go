@@ -1,6 +1,6 @@
 //go:build unix
 
-package login_test
+package browser_test
 
 import (
 	"bufio"
@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
+	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
 )
 
-func TestCommandBrowser(t *testing.T) {
+func TestCommand(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "opened")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -25,7 +25,7 @@ func TestCommandBrowser(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > '"+fifo+"'\n"), 0o700); err != nil { // #nosec G306 -- an executable test script
 		t.Fatal(err)
 	}
-	open, err := login.CommandBrowser(script + " --new-window")
+	open, err := browser.Command(script + " --new-window")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +47,9 @@ func TestCommandBrowser(t *testing.T) {
 	}
 }
 
-func TestCommandBrowserErrors(t *testing.T) {
+func TestCommandErrors(t *testing.T) {
 	for _, cmd := range []string{"", "   ", "no-such-browser-command-xyz --flag"} {
-		if _, err := login.CommandBrowser(cmd); err == nil {
+		if _, err := browser.Command(cmd); err == nil {
 			t.Errorf("%q: no error", cmd)
 		}
 	}

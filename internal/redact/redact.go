@@ -1,0 +1,58 @@
+// Package redact hides secrets before they reach a trace, a log or an error
+// message: tokens, codes, verifiers, the per-login values of an
+// authorization URL, the query of a request URL, a proxy's password. It is a
+// leaf package, so that every layer (domain packages, commands, server) can
+// use it.
+package redact
+
+import (
+	"fmt"
+	"net/url"
+)
+
+// Secret shows the shape of a secret without revealing it: its length only,
+// or "(none)" when it is empty.
+func Secret(secret string) string {
+	if secret == "" {
+		return "(none)"
+	}
+	return fmt.Sprintf("[redacted %d bytes]", len(secret))
+}
+
+// AuthURL hides the per-login values of an authorization URL (state, nonce,
+// code_challenge) for the -v trace; the rest is shown as sent.
+func AuthURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	q := u.Query()
+	for _, k := range []string{"state", "nonce", "code_challenge"} {
+		if q.Has(k) {
+			q.Set(k, "REDACTED")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// RequestURL drops the query, which may carry secrets, and any user
+// information from a request URL for traces.
+func RequestURL(u *url.URL) string {
+	c := *u
+	if c.RawQuery != "" {
+		c.RawQuery = "…"
+	}
+	c.User = nil
+	return c.String()
+}
+
+// ProxyURL hides a proxy URL's password, which may be a secret; a value that
+// is not a URL with user information is returned as is.
+func ProxyURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return v
+	}
+	return u.Redacted()
+}
