@@ -5,6 +5,9 @@ package cmdutil
 import (
 	"errors"
 	"fmt"
+
+	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
 )
 
 // Exit codes. They are part of the CLI's contract (documented in docs/) and
@@ -49,7 +52,23 @@ func WithExitCode(code int, err error) error {
 // command has already told the user what happened.
 var ErrSilent = errors.New("silent error")
 
-// ExitCode maps an error returned by a command to the process exit code.
+// kindExitCodes maps the kinds of error that the domain packages mark
+// (errors.Is) to exit codes: the domain packages know nothing of exit codes.
+// The kinds before a UsageError win over it, those after lose to it.
+var kindExitCodes = []struct {
+	kind error
+	code int
+}{
+	{discovery.ErrUnreachable, ExitNetwork},
+	{login.ErrInterrupted, ExitCancelled},
+	{nil, ExitUsage}, // *UsageError
+	{discovery.ErrInvalidInput, ExitUsage},
+	{login.ErrInvalidListenAddress, ExitUsage},
+}
+
+// ExitCode maps an error returned by a command to the process exit code: an
+// ExitError's code, else the code of the first kind of error in
+// kindExitCodes that err is, else ExitFailure.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
@@ -58,9 +77,11 @@ func ExitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
-	var ue *UsageError
-	if errors.As(err, &ue) {
-		return ExitUsage
+	for _, k := range kindExitCodes {
+		var ue *UsageError
+		if (k.kind == nil && errors.As(err, &ue)) || (k.kind != nil && errors.Is(err, k.kind)) {
+			return k.code
+		}
 	}
 	return ExitFailure
 }

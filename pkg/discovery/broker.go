@@ -12,7 +12,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/errmark"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 )
 
@@ -78,11 +78,11 @@ func (b *Broker) SupportsPKCES256() bool {
 // tokens carry it in "iss", and would not verify otherwise.
 //
 // hc is kept by the returned Provider (JWKS fetches). Response bodies are
-// bounded to MaxBodyBytes. A broker that cannot be reached gives an error with
-// exit code cmdutil.ExitNetwork.
+// bounded to MaxBodyBytes. A broker that cannot be reached, or answers 5xx,
+// gives an error marked ErrUnreachable; missing arguments, ErrInvalidInput.
 func Discover(ctx context.Context, hc *http.Client, issuer, clientID string) (*Broker, error) {
 	if issuer == "" || clientID == "" {
-		return nil, cmdutil.Usagef("an issuer URL and a client id are both needed to log in")
+		return nil, errmark.With(ErrInvalidInput, errors.New("an issuer URL and a client id are both needed to log in"))
 	}
 	rec := &recorder{base: hc.Transport}
 	bounded := *hc
@@ -97,10 +97,9 @@ func Discover(ctx context.Context, hc *http.Client, issuer, clientID string) (*B
 		case errors.As(err, &mismatch):
 			return nil, &IssuerMismatchError{WellKnown: wellKnown, Expected: mismatch.Provided, Discovered: mismatch.Discovered}
 		case status == 0 && rec.transportErr.Load():
-			return nil, cmdutil.WithExitCode(cmdutil.ExitNetwork,
-				fmt.Errorf("cannot reach the identity broker: %w", err))
+			return nil, errmark.With(ErrUnreachable, fmt.Errorf("cannot reach the identity broker: %w", err))
 		case status >= 500:
-			return nil, cmdutil.WithExitCode(cmdutil.ExitNetwork,
+			return nil, errmark.With(ErrUnreachable,
 				fmt.Errorf("the identity broker is not available: GET %s answered %d; try again later", wellKnown, status))
 		case status != 0 && status != http.StatusOK:
 			// go-oidc's error would carry the whole body (an HTML page, typically).

@@ -9,13 +9,14 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/errmark"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/peerurl"
 )
 
@@ -23,6 +24,16 @@ import (
 // endpoints document and the broker's discovery document): 1 MiB, far above
 // any real one, so that a wrong URL cannot make the CLI read without end.
 const MaxBodyBytes = 1 << 20
+
+// Kinds of error, for errors.Is (the command layer maps them to exit codes).
+var (
+	// ErrUnreachable marks a server or broker that cannot be reached, or
+	// that answers 5xx: trying again later may help.
+	ErrUnreachable = errors.New("unreachable")
+	// ErrInvalidInput marks a server URL, issuer or client id that cannot
+	// be used: the caller must fix it.
+	ErrInvalidInput = errors.New("invalid input")
+)
 
 // EndpointsPath is where a Pbench server publishes its client configuration.
 const EndpointsPath = "/api/v1/endpoints"
@@ -88,14 +99,14 @@ func (o *OpenID) checkURLs(source string) error {
 // that the answer names a broker (issuer) and a client id, with "server" and
 // "issuer" absolute http(s) URLs (peerurl.Check).
 //
-// A server that cannot be reached, or answers 5xx, gives an error with exit
-// code cmdutil.ExitNetwork; an answer that is not a Pbench endpoints document
+// A server that cannot be reached, or answers 5xx, gives an error marked
+// ErrUnreachable; a server URL that is not one, ErrInvalidInput; an answer that is not a Pbench endpoints document
 // gives an error that says what was expected.
 func FetchEndpoints(ctx context.Context, hc *http.Client, server string) (*Endpoints, error) {
 	u := strings.TrimRight(server, "/") + EndpointsPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, cmdutil.Usagef("server URL %q: %w", server, err)
+		return nil, errmark.With(ErrInvalidInput, fmt.Errorf("server URL %q: %w", server, err))
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
@@ -103,8 +114,7 @@ func FetchEndpoints(ctx context.Context, hc *http.Client, server string) (*Endpo
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, cmdutil.WithExitCode(cmdutil.ExitNetwork,
-			fmt.Errorf("cannot reach the Pbench server: %w", err))
+		return nil, errmark.With(ErrUnreachable, fmt.Errorf("cannot reach the Pbench server: %w", err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 
@@ -114,7 +124,7 @@ func FetchEndpoints(ctx context.Context, hc *http.Client, server string) (*Endpo
 	}
 	switch {
 	case resp.StatusCode >= 500:
-		return nil, cmdutil.WithExitCode(cmdutil.ExitNetwork,
+		return nil, errmark.With(ErrUnreachable,
 			fmt.Errorf("the Pbench server is not available: GET %s answered %s; try again later", u, resp.Status))
 	case resp.StatusCode != http.StatusOK:
 		return nil, notPbench("it answered " + resp.Status)

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
 
 func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -29,7 +28,7 @@ func TestFetchEndpoints(t *testing.T) {
 		wantIssuer  string
 		wantClient  string
 		wantErr     string // substring of the error
-		wantExit    int
+		wantKind    error  // the kind (errors.Is) of the error: nil for exit code 1
 		wantDefault bool
 	}{
 		{
@@ -44,25 +43,25 @@ func TestFetchEndpoints(t *testing.T) {
 			wantIssuer: "https://dex.example.com/dex",
 			wantClient: "c",
 		},
-		{name: "not found", status: 404, body: "nope", wantErr: "answered 404 Not Found", wantExit: cmdutil.ExitFailure},
-		{name: "server error", status: 503, body: "down", wantErr: "not available", wantExit: cmdutil.ExitNetwork},
-		{name: "html page", ctype: "text/html", body: "<html>hello</html>", wantErr: `answered "text/html", not JSON`, wantExit: cmdutil.ExitFailure},
-		{name: "malformed json", body: `{"openid":`, wantErr: "malformed JSON", wantExit: cmdutil.ExitFailure},
-		{name: "no openid section", body: `{"identification":"Pbench server 0.69"}`, wantErr: `no "openid" section`, wantExit: cmdutil.ExitFailure},
-		{name: "no client", body: `{"openid":{"issuer":"https://i"}}`, wantErr: `lacks "client"`, wantExit: cmdutil.ExitFailure},
-		{name: "no realm", body: `{"openid":{"server":"https://kc","client":"c"}}`, wantErr: `lacks "issuer" (or "server" and "realm")`, wantExit: cmdutil.ExitFailure},
-		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantErr: "larger than", wantExit: cmdutil.ExitFailure},
+		{name: "not found", status: 404, body: "nope", wantErr: "answered 404 Not Found", wantKind: nil},
+		{name: "server error", status: 503, body: "down", wantErr: "not available", wantKind: ErrUnreachable},
+		{name: "html page", ctype: "text/html", body: "<html>hello</html>", wantErr: `answered "text/html", not JSON`, wantKind: nil},
+		{name: "malformed json", body: `{"openid":`, wantErr: "malformed JSON", wantKind: nil},
+		{name: "no openid section", body: `{"identification":"Pbench server 0.69"}`, wantErr: `no "openid" section`, wantKind: nil},
+		{name: "no client", body: `{"openid":{"issuer":"https://i"}}`, wantErr: `lacks "client"`, wantKind: nil},
+		{name: "no realm", body: `{"openid":{"server":"https://kc","client":"c"}}`, wantErr: `lacks "issuer" (or "server" and "realm")`, wantKind: nil},
+		{name: "too large", body: `{"x":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, wantErr: "larger than", wantKind: nil},
 		// A relative or schemeless URL would give an issuer of no host ("/" + "/realms/0").
 		{name: "relative server", body: `{"openid":{"server":"/","realm":"0","client":"0"}}`,
-			wantErr: `sent "openid.server" "/": not an absolute http(s) URL with a host`, wantExit: cmdutil.ExitFailure},
+			wantErr: `sent "openid.server" "/": not an absolute http(s) URL with a host`, wantKind: nil},
 		{name: "schemeless server", body: `{"openid":{"server":"sso.example.com","realm":"r","client":"c"}}`,
-			wantErr: `"openid.server" "sso.example.com": not an absolute`, wantExit: cmdutil.ExitFailure},
+			wantErr: `"openid.server" "sso.example.com": not an absolute`, wantKind: nil},
 		{name: "relative issuer", body: `{"openid":{"issuer":"/realms/x","client":"c"}}`,
-			wantErr: `"openid.issuer" "/realms/x": not an absolute`, wantExit: cmdutil.ExitFailure},
+			wantErr: `"openid.issuer" "/realms/x": not an absolute`, wantKind: nil},
 		{name: "javascript issuer", body: `{"openid":{"issuer":"javascript:alert(1)","client":"c"}}`,
-			wantErr: `"openid.issuer" "javascript:alert(1)": not an absolute`, wantExit: cmdutil.ExitFailure},
+			wantErr: `"openid.issuer" "javascript:alert(1)": not an absolute`, wantKind: nil},
 		{name: "bad server beside a good issuer", body: `{"openid":{"server":"//kc","realm":"r","issuer":"https://dex.example.com","client":"c"}}`,
-			wantErr: `"openid.server" "//kc": not an absolute`, wantExit: cmdutil.ExitFailure},
+			wantErr: `"openid.server" "//kc": not an absolute`, wantKind: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,8 +91,10 @@ func TestFetchEndpoints(t *testing.T) {
 				if strings.Contains(tt.wantErr, "not an absolute") && !strings.Contains(err.Error(), "the Pbench server at "+srv.URL+"/") {
 					t.Errorf("error %q does not name the server that sent the URL", err)
 				}
-				if got := cmdutil.ExitCode(err); got != tt.wantExit {
-					t.Errorf("exit code %d, want %d (error %q)", got, tt.wantExit, err)
+				for _, kind := range []error{ErrUnreachable, ErrInvalidInput} {
+					if got, want := errors.Is(err, kind), tt.wantKind != nil && errors.Is(tt.wantKind, kind); got != want {
+						t.Errorf("errors.Is(%q, %v) = %v, want kind %v", err, kind, got, tt.wantKind)
+					}
 				}
 				return
 			}
@@ -115,8 +116,8 @@ func TestFetchEndpointsUnreachable(t *testing.T) {
 	if err == nil {
 		t.Fatal("want an error for a closed port")
 	}
-	if got := cmdutil.ExitCode(err); got != cmdutil.ExitNetwork {
-		t.Errorf("exit code %d, want %d (%v)", got, cmdutil.ExitNetwork, err)
+	if !errors.Is(err, ErrUnreachable) {
+		t.Errorf("error %v is not ErrUnreachable (exit code 5)", err)
 	}
 	if !strings.Contains(err.Error(), "cannot reach the Pbench server") {
 		t.Errorf("error %q does not say the server is unreachable", err)
@@ -234,8 +235,8 @@ func TestDiscover(t *testing.T) {
 		doc, status = keycloakDiscovery(issuer, nil), http.StatusBadGateway
 		defer func() { status = http.StatusOK }()
 		_, err := Discover(ctx, srv.Client(), issuer, "c")
-		if cmdutil.ExitCode(err) != cmdutil.ExitNetwork {
-			t.Fatalf("got %v (exit %d), want exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitNetwork)
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("got %v, want ErrUnreachable (exit 5)", err)
 		}
 	})
 
@@ -269,8 +270,8 @@ func TestDiscover(t *testing.T) {
 
 	t.Run("unreachable", func(t *testing.T) {
 		_, err := Discover(ctx, http.DefaultClient, "http://"+testutil.ReserveAddr(t)+"/realms/x", "c")
-		if cmdutil.ExitCode(err) != cmdutil.ExitNetwork || !strings.Contains(err.Error(), "cannot reach the identity broker") {
-			t.Fatalf("got %v (exit %d), want unreachable with exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitNetwork)
+		if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "cannot reach the identity broker") {
+			t.Fatalf("got %v, want ErrUnreachable (exit 5) saying it cannot reach the broker", err)
 		}
 	})
 }

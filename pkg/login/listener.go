@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/errmark"
 	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 )
 
 // checkLoopback refuses a listen address other machines could reach: the
@@ -20,11 +20,11 @@ func checkLoopback(addr string) error {
 		_, err = strconv.ParseUint(port, 10, 16)
 	}
 	if err != nil {
-		return cmdutil.Usagef("--listen-address %q: want HOST:PORT, such as 127.0.0.1:8000 or [::1]:0", addr)
+		return errmark.With(ErrInvalidListenAddress, fmt.Errorf("--listen-address %q: want HOST:PORT, such as 127.0.0.1:8000 or [::1]:0", addr))
 	}
 	if !netutil.IsLoopback(host) {
-		return cmdutil.Usagef("--listen-address %q is not a loopback address: the login's callback must be reachable "+
-			"from this machine only; use 127.0.0.1:PORT, [::1]:PORT or localhost:PORT", addr)
+		return errmark.With(ErrInvalidListenAddress, fmt.Errorf("--listen-address %q is not a loopback address: the login's callback must be reachable "+
+			"from this machine only; use 127.0.0.1:PORT, [::1]:PORT or localhost:PORT", addr))
 	}
 	return nil
 }

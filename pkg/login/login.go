@@ -26,7 +26,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -38,6 +37,13 @@ var DefaultScopes = []string{"openid", "profile", "email"}
 
 // DefaultTimeout is how long Login waits for the user by default.
 const DefaultTimeout = 5 * time.Minute
+
+// ErrInterrupted is the error of a login whose context was cancelled (^C).
+var ErrInterrupted = errors.New("login interrupted")
+
+// ErrInvalidListenAddress marks a --listen-address that cannot be used:
+// not HOST:PORT, or not a loopback address.
+var ErrInvalidListenAddress = errors.New("invalid listen address")
 
 // DefaultListenAddress is the loopback listener's default: a free port on
 // 127.0.0.1 (brokers accept any port for a registered loopback redirect).
@@ -133,7 +139,7 @@ func Login(ctx context.Context, opts Options) (*Result, error) {
 	case err == nil:
 		return res, nil
 	case parent.Err() != nil:
-		return nil, cmdutil.WithExitCode(cmdutil.ExitCancelled, errors.New("login interrupted"))
+		return nil, ErrInterrupted
 	case errors.Is(err, context.DeadlineExceeded):
 		return nil, fmt.Errorf("login timed out after %s: %s; run the login again (--timeout sets the wait): %w",
 			o.Timeout, timeoutHint(o.Device), err)

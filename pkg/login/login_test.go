@@ -15,7 +15,6 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/brokertest"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
@@ -273,8 +272,8 @@ func TestInterrupted(t *testing.T) {
 		Broker:  broker,
 		Browser: func(string) error { cancel(); return nil }, // Ctrl-C while waiting
 	})
-	if cmdutil.ExitCode(err) != cmdutil.ExitCancelled {
-		t.Fatalf("got %v (exit %d), want exit %d", err, cmdutil.ExitCode(err), cmdutil.ExitCancelled)
+	if !errors.Is(err, login.ErrInterrupted) {
+		t.Fatalf("got %v, want login.ErrInterrupted (exit 130)", err)
 	}
 }
 
@@ -360,8 +359,8 @@ func TestListenAddressMustBeLoopback(t *testing.T) {
 			ListenAddresses: []string{addr},
 			Browser:         func(string) error { t.Errorf("%s: a browser was opened", addr); return nil },
 		})
-		if cmdutil.ExitCode(err) != cmdutil.ExitUsage || !strings.Contains(err.Error(), "--listen-address") {
-			t.Errorf("%s: got %v (exit %d), want a usage error", addr, err, cmdutil.ExitCode(err))
+		if !errors.Is(err, login.ErrInvalidListenAddress) || !strings.Contains(err.Error(), "--listen-address") {
+			t.Errorf("%s: got %v, want login.ErrInvalidListenAddress (a usage error, exit 2)", addr, err)
 		}
 	}
 }
