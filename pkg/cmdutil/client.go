@@ -87,15 +87,15 @@ func (f *Factory) TokenStore(kind string) (tokenstore.Store, error) {
 	return tokenstore.Open(tokenstore.Options{Kind: kind, Dir: f.StateDir(), Warn: f.IO.ErrOut})
 }
 
-// Sessions returns a session manager over the token store of kind, with the
-// factory's clock, HTTP client and -v trace. Refresh locks live in
-// StateDir()/locks.
-func (f *Factory) Sessions(kind string) (*session.Manager, error) {
+// Sessions returns a session manager of profile over the token store of
+// kind, with the factory's clock, profile's HTTP client and -v trace.
+// Refresh locks live in StateDir()/locks.
+func (f *Factory) Sessions(kind, profile string) (*session.Manager, error) {
 	store, err := f.TokenStore(kind)
 	if err != nil {
 		return nil, err
 	}
-	hc, err := f.HTTPClient()
+	hc, err := f.HTTPClient(profile)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
@@ -22,12 +21,13 @@ type Factory struct {
 	Now func() time.Time
 	// Getenv reads the environment. Tests replace it.
 	Getenv func(string) string
-	// HTTPClient returns the client for every outgoing connection the CLI
-	// makes (Pbench server, broker). Never used for the loopback listener.
-	// The real one (see httpclient.go) is built on first use, once: it
-	// trusts the system's CAs plus --ca-cert, $PBENCH_AUTH_CA_CERT or the
-	// profile's ca-cert, and honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY.
-	HTTPClient func() (*http.Client, error)
+	// HTTPClient returns the client for the outgoing connections of one
+	// profile (its Pbench server and broker; "" for none, as for a full URL
+	// called anonymously). Never used for the loopback listener. The real
+	// one (see httpclient.go) is built on first use for each profile: it
+	// trusts the system's CAs plus --ca-cert, else $PBENCH_AUTH_CA_CERT,
+	// else the profile's ca-cert, and honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY.
+	HTTPClient func(profile string) (*http.Client, error)
 	// OpenBrowser opens url in the user's browser.
 	OpenBrowser func(url string) error
 
@@ -36,10 +36,6 @@ type Factory struct {
 	Verbose bool
 	// TLS holds --ca-cert and --insecure-skip-tls-verify (AddTLSFlags).
 	TLS TLSFlags
-
-	// server is the last server Server resolved: its profile's ca-cert
-	// applies to the HTTP client built after it.
-	server string
 }
 
 // New returns the factory of a real process.
@@ -50,7 +46,7 @@ func New() *Factory {
 		Getenv:      os.Getenv,
 		OpenBrowser: browser.Open,
 	}
-	f.HTTPClient = sync.OnceValues(f.newHTTPClient)
+	f.HTTPClient = f.HTTPClients()
 	return f
 }
 

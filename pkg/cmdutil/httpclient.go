@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,9 +64,9 @@ type caSource struct {
 const insecureWarning = "warning: --insecure-skip-tls-verify: TLS certificates are not verified; anyone on the network path can read and change this traffic, tokens included. Use --ca-cert FILE instead."
 
 // caFiles resolves the CA files: --ca-cert, else $PBENCH_AUTH_CA_CERT, else
-// the ca-cert list of the profile of the server resolved by Server (if any).
-// The first source that names files wins; they are not merged.
-func (f *Factory) caFiles() (caSource, error) {
+// the ca-cert list of profile (if any). The first source that names files
+// wins; they are not merged.
+func (f *Factory) caFiles(profile string) (caSource, error) {
 	if len(f.TLS.CACerts) > 0 {
 		return caSource{files: f.TLS.CACerts, from: "--ca-cert", explicit: true}, nil
 	}
@@ -78,15 +79,15 @@ func (f *Factory) caFiles() (caSource, error) {
 		}
 		return caSource{files: files, from: "$" + CACertEnv, explicit: true}, nil
 	}
-	if f.server == "" {
+	if profile == "" {
 		return caSource{}, nil
 	}
 	cfg, err := config.Load(f.ConfigDir())
 	if err != nil {
 		return caSource{}, &UsageError{Err: err}
 	}
-	if p, ok := cfg.Profiles[f.server]; ok && len(p.CACerts) > 0 {
-		return caSource{files: p.CACerts, from: fmt.Sprintf("ca-cert of profile %s in %s", f.server, filepath.Join(f.ConfigDir(), "config.yaml"))}, nil
+	if p, ok := cfg.Profiles[profile]; ok && len(p.CACerts) > 0 {
+		return caSource{files: p.CACerts, from: fmt.Sprintf("ca-cert of profile %s in %s", profile, filepath.Join(f.ConfigDir(), "config.yaml"))}, nil
 	}
 	return caSource{}, nil
 }
@@ -100,12 +101,13 @@ type CATrust struct {
 	Insecure bool
 }
 
-// CATrust reads the CA files as the HTTP client would, and fails as it would.
-func (f *Factory) CATrust() (CATrust, error) {
+// CATrust reads the CA files as the HTTP client of profile would, and fails
+// as it would.
+func (f *Factory) CATrust(profile string) (CATrust, error) {
 	if f.TLS.InsecureSkipTLSVerify {
 		return CATrust{Summary: "nothing: --insecure-skip-tls-verify turns certificate verification off", Insecure: true}, nil
 	}
-	src, err := f.caFiles()
+	src, err := f.caFiles(profile)
 	if err != nil || len(src.files) == 0 {
 		return CATrust{Summary: "the system's CAs"}, err
 	}
@@ -116,12 +118,33 @@ func (f *Factory) CATrust() (CATrust, error) {
 	return CATrust{Summary: fmt.Sprintf("the system's CAs + %d certificates from %s (%s)", n, src.from, strings.Join(src.files, ", "))}, nil
 }
 
-// newHTTPClient builds the client of every outgoing connection: the system's
-// CAs plus the configured ones, HTTPS_PROXY/HTTP_PROXY/NO_PROXY from the
-// environment (never for loopback hosts), and TLS errors that say which host,
-// what failed and which flag fixes it.
-func (f *Factory) newHTTPClient() (*http.Client, error) {
-	src, err := f.caFiles()
+// HTTPClients returns the real HTTPClient of f (New wires it; tests may
+// too): it builds the client of each profile once, reading f's environment,
+// flags and config file, and warns about --insecure-skip-tls-verify once.
+func (f *Factory) HTTPClients() func(profile string) (*http.Client, error) {
+	var (
+		mu    sync.Mutex
+		built = map[string]func() (*http.Client, error){}
+		warn  sync.Once
+	)
+	return func(profile string) (*http.Client, error) {
+		mu.Lock()
+		b, ok := built[profile]
+		if !ok {
+			b = sync.OnceValues(func() (*http.Client, error) { return f.newHTTPClient(profile, &warn) })
+			built[profile] = b
+		}
+		mu.Unlock()
+		return b()
+	}
+}
+
+// newHTTPClient builds the client of profile's outgoing connections: the
+// system's CAs plus the configured ones, HTTPS_PROXY/HTTP_PROXY/NO_PROXY from
+// the environment (never for loopback hosts), and TLS errors that say which
+// host, what failed and which flag fixes it.
+func (f *Factory) newHTTPClient(profile string, warn *sync.Once) (*http.Client, error) {
+	src, err := f.caFiles(profile)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +155,7 @@ func (f *Factory) newHTTPClient() (*http.Client, error) {
 	case f.TLS.InsecureSkipTLSVerify:
 		// A profile's ca-cert is a standing setting; the flag is this run's choice.
 		tlsConf.InsecureSkipVerify = true // #nosec G402 -- asked for explicitly, and warned about on every use
-		_, _ = fmt.Fprintln(f.IO.ErrOut, insecureWarning)
+		warn.Do(func() { _, _ = fmt.Fprintln(f.IO.ErrOut, insecureWarning) })
 	case len(src.files) > 0:
 		pool, _, err := loadCAs(src)
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 func newTestFactory(env map[string]string) (*Factory, *bytes.Buffer) {
 	ios, _, _, errOut := Test()
 	f := &Factory{IO: ios, Now: time.Now, Getenv: func(k string) string { return env[k] }}
-	f.HTTPClient = sync.OnceValues(f.newHTTPClient)
+	f.HTTPClient = f.HTTPClients()
 	return f, errOut
 }
 
@@ -36,8 +35,8 @@ func tlsServer(t *testing.T, leaf *testca.Leaf) *httptest.Server {
 	return srv
 }
 
-func get(f *Factory, u string) error {
-	hc, err := f.HTTPClient()
+func get(f *Factory, profile, u string) error {
+	hc, err := f.HTTPClient(profile)
 	if err != nil {
 		return err
 	}
@@ -85,12 +84,14 @@ func TestCACertSources(t *testing.T) {
 			}
 			f, _ := newTestFactory(env)
 			f.TLS.CACerts = tc.flags
+			profile := ""
 			if tc.server != "" {
-				if _, err := f.Server(tc.server); err != nil {
+				var err error
+				if profile, err = f.Server(tc.server); err != nil {
 					t.Fatal(err)
 				}
 			}
-			err := get(f, srv.URL)
+			err := get(f, profile, srv.URL)
 			var te *TLSError
 			switch {
 			case tc.trusted && err != nil:
@@ -125,7 +126,7 @@ func TestTLSErrorsSayHostProblemAndFix(t *testing.T) {
 			if tc.withCA {
 				f.TLS.CACerts = []string{caFile}
 			}
-			err := get(f, srv.URL)
+			err := get(f, "", srv.URL)
 			var te *TLSError
 			if !errors.As(err, &te) {
 				t.Fatalf("error %v, want a TLSError", err)
@@ -148,7 +149,7 @@ func TestInsecureSkipTLSVerify(t *testing.T) {
 
 	f, errOut := newTestFactory(nil)
 	f.TLS.InsecureSkipTLSVerify = true
-	if err := get(f, srv.URL); err != nil {
+	if err := get(f, "", srv.URL); err != nil {
 		t.Fatalf("insecure GET: %v", err)
 	}
 	if !strings.Contains(errOut.String(), "warning: --insecure-skip-tls-verify") {
@@ -164,7 +165,7 @@ func TestInsecureSkipTLSVerify(t *testing.T) {
 		if env == nil {
 			f.TLS.CACerts = []string{caFile}
 		}
-		_, err := f.HTTPClient()
+		_, err := f.HTTPClient("")
 		if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "cannot be used with "+name) {
 			t.Errorf("insecure with %s: %v (exit %d), want a usage error", name, err, ExitCode(err))
 		}
@@ -181,11 +182,11 @@ func TestBadCAFiles(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f, _ := newTestFactory(nil)
 			f.TLS.CACerts = []string{tc.file}
-			_, err := f.HTTPClient()
+			_, err := f.HTTPClient("")
 			if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want a usage error saying %q", err, tc.want)
 			}
-			if _, err2 := f.CATrust(); err2 == nil {
+			if _, err2 := f.CATrust(""); err2 == nil {
 				t.Error("CATrust accepted the bad file")
 			}
 		})
@@ -195,12 +196,12 @@ func TestBadCAFiles(t *testing.T) {
 func TestCATrust(t *testing.T) {
 	caFile := testca.WriteFile(t, t.TempDir(), "ca.pem", testca.New(t, "CA").PEM)
 	f, _ := newTestFactory(map[string]string{CACertEnv: caFile})
-	tr, err := f.CATrust()
+	tr, err := f.CATrust("")
 	if err != nil || tr.Insecure || !strings.Contains(tr.Summary, "1 certificates from $"+CACertEnv+" ("+caFile+")") {
 		t.Fatalf("trust %+v, %v", tr, err)
 	}
 	f.TLS.InsecureSkipTLSVerify = true
-	if tr, _ := f.CATrust(); !tr.Insecure {
+	if tr, _ := f.CATrust(""); !tr.Insecure {
 		t.Fatalf("insecure trust %+v", tr)
 	}
 }

@@ -27,6 +27,5 @@ func (f *Factory) Server(flag string) (string, error) {
 	if err != nil {
 		return "", &UsageError{Err: err}
 	}
-	f.server = s
 	return s, nil
 }

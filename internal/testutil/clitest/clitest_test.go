@@ -22,7 +22,7 @@ func TestFactoryEnvironment(t *testing.T) {
 	if got := f.Getenv("HOME"); got != "" {
 		t.Errorf("HOME = %q, want nothing from the real environment", got)
 	}
-	if c, err := f.HTTPClient(); c != hc || err != nil {
+	if c, err := f.HTTPClient(""); c != hc || err != nil {
 		t.Errorf("HTTPClient = %p, %v; want the client given", c, err)
 	}
 	_, _ = f.IO.Out.Write([]byte("x"))

@@ -4,9 +4,12 @@
 package sessiontest
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -46,6 +49,20 @@ type Broker struct {
 
 // NewBroker starts a broker that accepts refreshTokens (each once).
 func NewBroker(t testing.TB, refreshTokens ...string) *Broker {
+	return newBroker(t, func(s *httptest.Server) { s.Start() }, refreshTokens)
+}
+
+// NewTLSBroker is NewBroker serving https with cert (from a test CA: clients
+// trust it only with that CA).
+func NewTLSBroker(t testing.TB, cert tls.Certificate, refreshTokens ...string) *Broker {
+	return newBroker(t, func(s *httptest.Server) {
+		s.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes of clients without the CA
+		s.StartTLS()
+	}, refreshTokens)
+}
+
+func newBroker(t testing.TB, start func(*httptest.Server), refreshTokens []string) *Broker {
 	b := &Broker{
 		ClientID: "pbench-cli", Lifetime: 5 * time.Minute, RefreshExpiresIn: 30 * time.Minute,
 		Now: time.Now, valid: map[string]bool{},
@@ -56,7 +73,8 @@ func NewBroker(t testing.TB, refreshTokens ...string) *Broker {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", b.token)
 	mux.HandleFunc("POST /revoke", b.revoke)
-	b.Server = httptest.NewServer(mux)
+	b.Server = httptest.NewUnstartedServer(mux)
+	start(b.Server)
 	b.URL = b.Server.URL
 	t.Cleanup(b.Server.Close)
 	return b

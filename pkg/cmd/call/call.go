@@ -26,9 +26,9 @@ import (
 // Options are the parsed flags of `call` and what it needs to run.
 type Options struct {
 	IO         *cmdutil.IOStreams
-	HTTPClient func() (*http.Client, error)
+	HTTPClient func(profile string) (*http.Client, error)
 	Server     func(flag string) (string, error)
-	Sessions   func(kind string) (*session.Manager, error)
+	Sessions   func(kind, profile string) (*session.Manager, error)
 	Trace      func(format string, args ...any)
 
 	Flags     cmdutil.ClientFlags
@@ -98,12 +98,12 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	hc, err := opts.HTTPClient()
+	hc, err := opts.HTTPClient(profile)
 	if err != nil {
 		return err
 	}
 	if !opts.Anonymous {
-		m, err := opts.Sessions(opts.Flags.TokenStore)
+		m, err := opts.Sessions(opts.Flags.TokenStore, profile)
 		if err != nil {
 			return err
 		}

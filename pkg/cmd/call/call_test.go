@@ -125,9 +125,9 @@ func newEnv(t *testing.T, handler http.HandlerFunc) *env {
 	e.out, e.errOut = out, errOut
 	e.opts = &Options{
 		IO:         ios,
-		HTTPClient: func() (*http.Client, error) { return &http.Client{Timeout: time.Minute}, nil },
+		HTTPClient: func(string) (*http.Client, error) { return &http.Client{Timeout: time.Minute}, nil },
 		Server:     func(string) (string, error) { return e.profile, nil },
-		Sessions: func(string) (*session.Manager, error) {
+		Sessions: func(string, string) (*session.Manager, error) {
 			return &session.Manager{Store: store, LockDir: filepath.Join(dir, "locks"), HTTPClient: broker.Client()}, nil
 		},
 	}
@@ -504,7 +504,7 @@ func BenchmarkUploadFile(b *testing.B) {
 	ios, _, _, _ := cmdutil.Test()
 	opts := &Options{
 		IO:         ios,
-		HTTPClient: func() (*http.Client, error) { return &http.Client{}, nil },
+		HTTPClient: func(string) (*http.Client, error) { return &http.Client{}, nil },
 		Target:     srv.URL + "/api/v1/upload/run.tar.xz",
 		Method:     http.MethodPut,
 		Data:       "@" + path,

@@ -158,14 +158,14 @@ func newDemo(opts *Options) (*demo, error) {
 	parent := opts.Factory
 	f := *parent
 	f.Verbose = true
-	hc, err := parent.HTTPClient()
+	hc, err := parent.HTTPClient("")
 	if err != nil {
 		return nil, err
 	}
 	rec := &statusRecorder{base: hc.Transport}
 	recording := *hc
 	recording.Transport = rec
-	f.HTTPClient = func() (*http.Client, error) { return &recording, nil }
+	f.HTTPClient = func(string) (*http.Client, error) { return &recording, nil }
 	// Open the store once: auto's fallback warning is then said once, and
 	// every command uses the same store.
 	store, err := f.TokenStore(opts.TokenStore)
@@ -248,7 +248,7 @@ func (d *demo) startServe(ctx context.Context, api string) (string, <-chan error
 func (d *demo) login(ctx context.Context, server, user string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	hc, err := d.f.HTTPClient()
+	hc, err := d.f.HTTPClient("")
 	if err != nil {
 		return err
 	}

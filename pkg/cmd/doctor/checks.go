@@ -67,8 +67,11 @@ const (
 // doctor runs the checks in order; later checks use what earlier ones found.
 type doctor struct {
 	opts *Options
-	hc   *http.Client
-	kind string // auto, keyring or file
+	hc   *http.Client // the client of server's profile
+	kind string       // auto, keyring or file
+	// server is the resolved --server, or "" with serverErr saying why not.
+	server    string
+	serverErr error
 }
 
 func (d *doctor) run(ctx context.Context) *Report {
@@ -80,7 +83,7 @@ func (d *doctor) run(ctx context.Context) *Report {
 		}
 	}
 
-	server, err := d.opts.Server(d.opts.Flags.Server)
+	server, err := d.server, d.serverErr
 	var ep *discovery.Endpoints
 	var broker *discovery.Broker
 	if err != nil {
@@ -116,7 +119,11 @@ func (d *doctor) run(ctx context.Context) *Report {
 		urls = append(urls, ep.OpenID.IssuerURL())
 	}
 	add(checkProxy(d.opts.Getenv, urls...))
-	add(withCLICAs(checkCA(d.opts.Getenv), d.opts.CATrust))
+	var trust func() (cmdutil.CATrust, error)
+	if d.opts.CATrust != nil {
+		trust = func() (cmdutil.CATrust, error) { return d.opts.CATrust(server) }
+	}
+	add(withCLICAs(checkCA(d.opts.Getenv), trust))
 
 	res, effective := checkKeyring(d.opts.ProbeKeyring, d.kind, d.opts.StateDir())
 	add(res)

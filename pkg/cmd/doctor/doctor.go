@@ -29,11 +29,11 @@ type Options struct {
 	IO     *cmdutil.IOStreams
 	Now    func() time.Time
 	Getenv func(string) string
-	// HTTPClient is the client login and call use.
-	HTTPClient func() (*http.Client, error)
-	// CATrust says which CAs HTTPClient trusts (--ca-cert and the like);
-	// nil leaves the ca check to the environment.
-	CATrust func() (cmdutil.CATrust, error)
+	// HTTPClient is the client login and call use for a profile.
+	HTTPClient func(profile string) (*http.Client, error)
+	// CATrust says which CAs HTTPClient(profile) trusts (--ca-cert and the
+	// like); nil leaves the ca check to the environment.
+	CATrust func(profile string) (cmdutil.CATrust, error)
 	// Server resolves --server (then $PBENCH_SERVER, then the config file).
 	Server func(flag string) (string, error)
 	// ProbeKeyring writes, reads back and deletes a throw-away keyring
@@ -126,14 +126,16 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	// Resolve the server first: its profile's ca-cert applies to the client.
-	// A failure is reported by the server check.
-	_, _ = opts.Server(opts.Flags.Server)
-	hc, err := opts.HTTPClient()
+	// A server that cannot be resolved is reported by the server check.
+	server, serverErr := opts.Server(opts.Flags.Server)
+	if serverErr != nil {
+		server = ""
+	}
+	hc, err := opts.HTTPClient(server)
 	if err != nil {
 		return err
 	}
-	d := &doctor{opts: opts, hc: hc, kind: kind}
+	d := &doctor{opts: opts, hc: hc, kind: kind, server: server, serverErr: serverErr}
 	rep := d.run(ctx)
 	if err := write(opts.IO, opts.JSON, rep); err != nil {
 		return err

@@ -112,7 +112,7 @@ func newOptions(t *testing.T, server string, env map[string]string) *Options {
 		IO:         ios,
 		Now:        func() time.Time { return now },
 		Getenv:     func(k string) string { return env[k] },
-		HTTPClient: func() (*http.Client, error) { return &http.Client{}, nil },
+		HTTPClient: func(string) (*http.Client, error) { return &http.Client{}, nil },
 		Server: func(flag string) (string, error) {
 			if flag == "" {
 				flag = server
@@ -222,7 +222,7 @@ func TestServerDownBehindProxy(t *testing.T) {
 	proxy := "http://" + testutil.ReserveAddr(t) // nothing listens there
 	proxyURL, _ := url.Parse(proxy)
 	opts := newOptions(t, "http://pbench.example.com", map[string]string{"HTTP_PROXY": proxy})
-	opts.HTTPClient = func() (*http.Client, error) {
+	opts.HTTPClient = func(string) (*http.Client, error) {
 		return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}, nil
 	}
 	rep, code, _ := doctorRun(t, opts)

@@ -23,7 +23,7 @@ import (
 type Options struct {
 	IO          *cmdutil.IOStreams
 	Now         func() time.Time
-	HTTPClient  func() (*http.Client, error)
+	HTTPClient  func(profile string) (*http.Client, error)
 	Server      func(flag string) (string, error)
 	TokenStore  func(kind string) (tokenstore.Store, error)
 	OpenBrowser func(url string) error
@@ -121,7 +121,7 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	hc, err := opts.HTTPClient()
+	hc, err := opts.HTTPClient(server)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
@@ -18,9 +19,14 @@ import (
 
 // Options are the parsed flags of `logout` and what it needs to run.
 type Options struct {
-	IO          *cmdutil.IOStreams
-	Server      func(flag string) (string, error)
-	Sessions    func(kind string) (*session.Manager, error)
+	IO     *cmdutil.IOStreams
+	Server func(flag string) (string, error)
+	// Sessions returns the session manager of a profile, whose HTTP client
+	// trusts that profile's CAs.
+	Sessions func(kind, profile string) (*session.Manager, error)
+	// HTTPClient returns the HTTP client of a profile (its revocation
+	// request goes through the profile's ca-cert).
+	HTTPClient  func(profile string) (*http.Client, error)
 	OpenBrowser func(url string) error
 
 	Flags          cmdutil.ClientFlags
@@ -34,7 +40,7 @@ type Options struct {
 
 // NewCmd builds `logout`. runF replaces the behaviour in tests.
 func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Server: f.Server, Sessions: f.Sessions, OpenBrowser: f.OpenBrowser}
+	opts := &Options{IO: f.IO, Server: f.Server, Sessions: f.Sessions, HTTPClient: f.HTTPClient, OpenBrowser: f.OpenBrowser}
 	cmd := &cobra.Command{
 		Use:   "logout",
 		Short: "Revoke the tokens at the broker and delete them from this machine",
@@ -95,32 +101,48 @@ func (opts *Options) browser() error {
 }
 
 func run(ctx context.Context, opts *Options) error {
-	var profiles []string
 	if !opts.All {
-		// Resolved before the HTTP client is built: the profile's ca-cert
-		// applies to the revocation request.
 		server, err := opts.Server(opts.Flags.Server)
 		if err != nil {
 			return err
 		}
-		profiles = []string{server}
+		m, err := opts.Sessions(opts.Flags.TokenStore, server)
+		if err != nil {
+			return err
+		}
+		return report([]error{logout(ctx, opts, m, server)}, opts)
 	}
-	m, err := opts.Sessions(opts.Flags.TokenStore)
+	m, err := opts.Sessions(opts.Flags.TokenStore, "")
 	if err != nil {
 		return err
 	}
-	if opts.All {
-		if profiles, err = m.Store.List(); err != nil {
-			return err
-		}
-		if len(profiles) == 0 {
-			_, _ = fmt.Fprintln(opts.IO.ErrOut, "not logged in anywhere: nothing to do")
-			return nil
-		}
+	profiles, err := m.Store.List()
+	if err != nil {
+		return err
 	}
-	var failed []error
+	if len(profiles) == 0 {
+		_, _ = fmt.Fprintln(opts.IO.ErrOut, "not logged in anywhere: nothing to do")
+		return nil
+	}
+	var errs []error
 	for _, p := range profiles {
-		if err := logout(ctx, opts, m, p); err != nil {
+		// Each profile's revocation goes through its own ca-cert: the same
+		// store, another HTTP client.
+		pm := *m
+		if pm.HTTPClient, err = opts.HTTPClient(p); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		errs = append(errs, logout(ctx, opts, &pm, p))
+	}
+	return report(errs, opts)
+}
+
+// report prints the errors of the logouts, if any, and fails silently then.
+func report(errs []error, opts *Options) error {
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
 			failed = append(failed, err)
 		}
 	}

@@ -3,6 +3,7 @@ package logout_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/sessiontest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/testca"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/root"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -89,6 +91,46 @@ func TestLogoutAll(t *testing.T) {
 	}
 	if fx.stored(t, serverA) || fx.stored(t, serverB) || len(fx.broker.Revoked()) != 2 {
 		t.Fatalf("after --all: a stored %v, b stored %v, revoked %v", fx.stored(t, serverA), fx.stored(t, serverB), fx.broker.Revoked())
+	}
+}
+
+// logout --all revokes each profile's refresh token through that profile's
+// ca-cert: two brokers, each with a certificate of its own private CA, and
+// both revocations reach their broker.
+func TestLogoutAllRevokesThroughEachProfilesCA(t *testing.T) {
+	f, _, errOut := clitest.Factory(t, nil, nil) // the real HTTP client
+	dir := t.TempDir()
+	cfg := "profiles:\n"
+	brokers := map[string]*sessiontest.Broker{}
+	for i, p := range []string{serverA, serverB} {
+		ca := testca.New(t, fmt.Sprintf("Private CA %d", i))
+		brokers[p] = sessiontest.NewTLSBroker(t, ca.Issue(t, testca.Options{Hosts: []string{"127.0.0.1"}}).TLS)
+		cfg += "  " + p + ":\n    ca-cert: [" + testca.WriteFile(t, dir, fmt.Sprintf("ca%d.pem", i), ca.PEM) + "]\n"
+	}
+	if err := os.MkdirAll(f.ConfigDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testca.WriteFile(t, f.ConfigDir(), "config.yaml", []byte(cfg))
+	store, err := f.TokenStore("file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range brokers {
+		if err := store.Save(p, b.TokenSet(p, "refresh-"+p, time.Now(), 5*time.Minute, 4*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx := &fixture{f: f, errOut: errOut, store: store}
+	if code, err := fx.logout("--all"); code != 0 {
+		t.Fatalf("exit %d: %v\n%s", code, err, errOut)
+	}
+	for p, b := range brokers {
+		if !slices.Equal(b.Revoked(), []string{"refresh_token:refresh-" + p}) || fx.stored(t, p) {
+			t.Errorf("%s: revoked %v, stored %v; want its refresh token revoked at its broker and deleted\n%s", p, b.Revoked(), fx.stored(t, p), errOut)
+		}
+	}
+	if strings.Contains(errOut.String(), "not revoked") {
+		t.Errorf("a revocation failed:\n%s", errOut)
 	}
 }
 

@@ -35,7 +35,7 @@ func TestHungKeyringIsAskedOnce(t *testing.T) {
 		IO:     ios,
 		Now:    time.Now,
 		Server: func(string) (string, error) { return "https://pbench.example.com", nil },
-		Sessions: func(string) (*session.Manager, error) {
+		Sessions: func(string, string) (*session.Manager, error) {
 			return &session.Manager{Store: store, Now: time.Now, LockDir: t.TempDir()}, nil
 		},
 	}

@@ -24,7 +24,7 @@ type Options struct {
 	IO       *cmdutil.IOStreams
 	Now      func() time.Time
 	Server   func(flag string) (string, error)
-	Sessions func(kind string) (*session.Manager, error)
+	Sessions func(kind, profile string) (*session.Manager, error)
 
 	Flags cmdutil.ClientFlags
 	JSON  bool
@@ -80,7 +80,7 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	m, err := opts.Sessions(opts.Flags.TokenStore)
+	m, err := opts.Sessions(opts.Flags.TokenStore, server)
 	if err != nil {
 		return err
 	}

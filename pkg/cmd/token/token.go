@@ -16,7 +16,7 @@ import (
 type Options struct {
 	IO       *cmdutil.IOStreams
 	Server   func(flag string) (string, error)
-	Sessions func(kind string) (*session.Manager, error)
+	Sessions func(kind, profile string) (*session.Manager, error)
 
 	Flags  cmdutil.ClientFlags
 	Header bool
@@ -54,7 +54,7 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	m, err := opts.Sessions(opts.Flags.TokenStore)
+	m, err := opts.Sessions(opts.Flags.TokenStore, server)
 	if err != nil {
 		return err
 	}
