@@ -4,8 +4,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,7 +32,9 @@ type Profile struct {
 	CACerts []string `yaml:"ca-cert,omitempty"`
 }
 
-// Load reads dir/config.yaml. A missing file is an empty configuration.
+// Load reads dir/config.yaml. A missing file is an empty configuration; a
+// key Load does not know (a typo such as "ca-certs") is an error, as in
+// serve's --config, rather than a setting silently ignored.
 func Load(dir string) (*File, error) {
 	path := filepath.Join(dir, "config.yaml")
 	b, err := os.ReadFile(path) // #nosec G304 -- the user's own config file
@@ -41,7 +45,9 @@ func Load(dir string) (*File, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	var f File
-	if err := yaml.Unmarshal(b, &f); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return &f, nil

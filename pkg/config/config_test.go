@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +49,28 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(dir); err == nil {
 		t.Fatal("malformed YAML: want an error")
+	}
+}
+
+// Unknown keys are errors that name the key: a typo must not be a setting
+// silently ignored. An empty file is an empty configuration.
+func TestLoadIsStrict(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"default-sever: https://p.example\n":                         "default-sever",
+		"profiles:\n  https://p.example:\n    ca-certs: [/ca.pem]\n": "ca-certs",
+		"":                   "",
+		"# only a comment\n": "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := Load(dir)
+		switch {
+		case want == "" && (err != nil || f == nil):
+			t.Errorf("%q: %v, want an empty configuration", content, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "config.yaml")):
+			t.Errorf("%q: %v, want an error naming %q and the file", content, err, want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
@@ -40,6 +41,8 @@ type Options struct {
 
 	// flagSet reports whether the user gave the flag named name.
 	flagSet func(name string) bool
+	// flags are the command's flags, once parsed.
+	flags *pflag.FlagSet
 }
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
@@ -77,7 +80,8 @@ Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
       --require-role /api/v1/admin=ADMIN`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.flagSet = cmd.Flags().Changed
+			opts.flags = cmd.Flags()
+			opts.flagSet = opts.flags.Changed
 			if runF != nil {
 				return runF(opts)
 			}
@@ -85,10 +89,18 @@ Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
 		},
 	}
 	fl := cmd.Flags()
-	c := &opts.Flags
 	fl.StringVar(&opts.ConfigFile, "config", "", "read settings from this YAML file (flags win)")
 	fl.BoolVar(&opts.Check, "check", false, "check the configuration, report every problem, and exit (2 if any)")
 	fl.BoolVar(&opts.Dev, "dev", false, "also run a development broker on the same listener and trust it")
+	addConfigFlags(fl, &opts.Flags)
+	addDevFlags(cmd, opts)
+	return cmd
+}
+
+// addConfigFlags defines the flags of server.Config's fields on fl, bound to
+// c. It is the one list of them: config defines them again on the
+// configuration read from the file to apply the flags the user gave.
+func addConfigFlags(fl *pflag.FlagSet, c *server.Config) {
 	fl.StringVar(&c.Listen, "listen", c.Listen, "address to listen on, HOST:PORT")
 	fl.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	fl.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -107,30 +119,6 @@ Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
 	fl.StringVar(&c.IntrospectionClientSecretFile, "introspection-client-secret-file", "", "file holding that client's secret (keep it 0600; never logged)")
 	fl.DurationVar(&c.IntrospectionCacheTTL, "introspection-cache-ttl", 0, "reuse an introspection answer at most this long: revocation is seen within it (default 60s)")
 	fl.BoolVar(&c.IntrospectAll, "introspect-all", false, "introspect JWTs too, after their signature check: revocation takes effect within --introspection-cache-ttl")
-	addDevFlags(cmd, opts)
-	return cmd
-}
-
-// flagFields copies each flag's value into a configuration.
-var flagFields = map[string]func(dst, src *server.Config){
-	"listen":         func(d, s *server.Config) { d.Listen = s.Listen },
-	"tls-cert":       func(d, s *server.Config) { d.TLSCert = s.TLSCert },
-	"tls-key":        func(d, s *server.Config) { d.TLSKey = s.TLSKey },
-	"log-format":     func(d, s *server.Config) { d.LogFormat = s.LogFormat },
-	"issuer":         func(d, s *server.Config) { d.Issuer = s.Issuer },
-	"client-id":      func(d, s *server.Config) { d.ClientID = s.ClientID },
-	"audience":       func(d, s *server.Config) { d.Audiences = s.Audiences },
-	"allowed-client": func(d, s *server.Config) { d.AllowedClients = s.AllowedClients },
-	"leeway":         func(d, s *server.Config) { d.Leeway = s.Leeway },
-	"ca-cert":        func(d, s *server.Config) { d.CACert = s.CACert },
-	"upstream":       func(d, s *server.Config) { d.Upstream = s.Upstream },
-	"require-role":   func(d, s *server.Config) { d.RequireRoles = s.RequireRoles },
-
-	"introspection-endpoint":           func(d, s *server.Config) { d.IntrospectionEndpoint = s.IntrospectionEndpoint },
-	"introspection-client-id":          func(d, s *server.Config) { d.IntrospectionClientID = s.IntrospectionClientID },
-	"introspection-client-secret-file": func(d, s *server.Config) { d.IntrospectionClientSecretFile = s.IntrospectionClientSecretFile },
-	"introspection-cache-ttl":          func(d, s *server.Config) { d.IntrospectionCacheTTL = s.IntrospectionCacheTTL },
-	"introspect-all":                   func(d, s *server.Config) { d.IntrospectAll = s.IntrospectAll },
 }
 
 // config is the defaults, overridden by the --config file, overridden by
@@ -149,10 +137,29 @@ func (opts *Options) config() (server.Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, cmdutil.Usagef("--config %s: %w", opts.ConfigFile, err)
 	}
-	for name, apply := range flagFields {
-		if opts.flagSet != nil && opts.flagSet(name) {
-			apply(&cfg, &opts.Flags)
+	if opts.flags == nil {
+		return cfg, nil
+	}
+	// The flags the user gave win: define them again on cfg and give them
+	// the same values.
+	over := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fromFile := cfg
+	addConfigFlags(over, &cfg) // defining a flag stores its default in the field:
+	cfg = fromFile             // restore the file's values (the flags keep pointing at cfg)
+	var errs []error
+	over.VisitAll(func(dst *pflag.Flag) {
+		src := opts.flags.Lookup(dst.Name)
+		if src == nil || !src.Changed {
+			return
 		}
+		if sv, ok := src.Value.(pflag.SliceValue); ok {
+			errs = append(errs, dst.Value.(pflag.SliceValue).Replace(sv.GetSlice()))
+			return
+		}
+		errs = append(errs, dst.Value.Set(src.Value.String()))
+	})
+	if err := errors.Join(errs...); err != nil {
+		return cfg, cmdutil.Usagef("--config %s: %w", opts.ConfigFile, err)
 	}
 	return cfg, nil
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/spf13/pflag"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
@@ -90,6 +91,51 @@ func TestConfigFileAndFlagsWin(t *testing.T) {
 	_, err = parse(t, "--config", file).config()
 	if cmdutil.ExitCode(err) != cmdutil.ExitUsage || !strings.Contains(err.Error(), "isuer") {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+// Every flag of a server.Config field, given on the command line, wins over
+// the same key in the --config file: none silently loses precedence.
+func TestEveryConfigFlagWinsOverTheFile(t *testing.T) {
+	all := pflag.NewFlagSet("all", pflag.ContinueOnError)
+	addConfigFlags(all, &server.Config{})
+	n := 0
+	all.VisitAll(func(f *pflag.Flag) {
+		n++
+		var fileVal, flagVal string
+		switch f.Value.Type() {
+		case "string":
+			fileVal, flagVal = "from-file", "from-flag"
+		case "stringArray":
+			fileVal, flagVal = "[from-file]", "from-flag"
+		case "duration":
+			fileVal, flagVal = "9s", "7s"
+		case "bool":
+			fileVal, flagVal = "false", "true"
+		default:
+			t.Fatalf("--%s: a flag of type %s: teach this test a value for it", f.Name, f.Value.Type())
+		}
+		file := filepath.Join(t.TempDir(), "serve.yaml")
+		if err := os.WriteFile(file, []byte(f.Name+": "+fileVal+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := parse(t, "--config", file, "--"+f.Name+"="+flagVal).config()
+		if err != nil {
+			t.Fatalf("--%s: %v", f.Name, err)
+		}
+		got, read := pflag.NewFlagSet("got", pflag.ContinueOnError), c
+		addConfigFlags(got, &read) // stores the defaults in read: restore c's values
+		read = c
+		want := flagVal
+		if f.Value.Type() == "stringArray" {
+			want = "[" + flagVal + "]"
+		}
+		if v := got.Lookup(f.Name).Value.String(); v != want {
+			t.Errorf("--%s=%s with %q in the file: the configuration has %s", f.Name, flagVal, fileVal, v)
+		}
+	})
+	if n < 17 {
+		t.Errorf("only %d configuration flags", n)
 	}
 }
 
