@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/clitest"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -533,4 +535,25 @@ func TestUnauthorizedAndRefreshRefusedIsSessionExpired(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("%d requests, want 1: no retry without a new token", calls.Load())
 	}
+}
+
+// Flags are parsed into Options, and refused before runF when invalid.
+func TestFlagParsing(t *testing.T) {
+	clitest.ParseTable(t, NewCmd, []clitest.FlagCase[Options]{
+		{Args: []string{"/api/v1/user"}, Want: func(o *Options) bool {
+			return o.Target == "/api/v1/user" && o.Method == "" && o.Data == "" && !o.Include && !o.Anonymous
+		}},
+		{Args: []string{"-X", "put", "-d", "@body.json", "-H", "A: 1", "-H", "B: 2", "-i", "--server", "https://p", "--token-store", "file", "/x"},
+			Want: func(o *Options) bool {
+				return o.Method == "put" && o.Data == "@body.json" && slices.Equal(o.Headers, []string{"A: 1", "B: 2"}) &&
+					o.Include && o.Flags.Server == "https://p" && o.Flags.TokenStore == "file"
+			}},
+		{Args: []string{"--anonymous", "-H", "Authorization: Basic x", "https://elsewhere/"}, Want: func(o *Options) bool {
+			return o.Anonymous && o.Target == "https://elsewhere/"
+		}},
+		{Args: []string{}, Err: "accepts 1 arg"},
+		{Args: []string{""}, Err: "empty PATH"},
+		{Args: []string{"-H", "no colon", "/x"}, Err: "no colon"},
+		{Args: []string{"-H", "Authorization: Bearer x", "/x"}, Err: "Authorization"},
+	})
 }

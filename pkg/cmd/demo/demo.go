@@ -65,6 +65,9 @@ status is 0 only if every step answered as the seed says. The demo's tokens
 are deleted from the token store at the end, whatever happens.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Timeout <= 0 {
+				return cmdutil.Usagef("--timeout must be positive, e.g. 1m")
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -81,9 +84,6 @@ are deleted from the token store at the end, whatever happens.`,
 const adminPrefix = "/api/v1/admin"
 
 func run(ctx context.Context, opts *Options) error {
-	if opts.Timeout <= 0 {
-		return cmdutil.Usagef("--timeout must be positive, e.g. 1m")
-	}
 	d, err := newDemo(opts)
 	if err != nil {
 		return err

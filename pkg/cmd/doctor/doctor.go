@@ -97,6 +97,9 @@ Exit codes: 0 when nothing would stop login or call (warnings included),
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Timeout <= 0 {
+				return cmdutil.Usagef("--timeout %s: want a positive duration such as 10s", opts.Timeout)
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -119,9 +122,6 @@ type Report struct {
 }
 
 func run(ctx context.Context, opts *Options) error {
-	if opts.Timeout <= 0 {
-		return cmdutil.Usagef("--timeout %s: want a positive duration such as 10s", opts.Timeout)
-	}
 	kind, err := storeKind(opts.Flags.TokenStore, opts.Getenv)
 	if err != nil {
 		return err

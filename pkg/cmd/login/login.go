@@ -67,6 +67,9 @@ server; the profile is then named after the issuer (use it with --server).`,
   pbench-auth login --issuer https://sso.example.com/realms/pbench --client-id pbench-client`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -104,9 +107,6 @@ func (opts *Options) validate() error {
 }
 
 func run(ctx context.Context, opts *Options) error {
-	if err := opts.validate(); err != nil {
-		return err
-	}
 	profile, server, err := opts.profile()
 	if err != nil {
 		return err
