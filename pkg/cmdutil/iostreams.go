@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+
+	"golang.org/x/term"
 )
 
 // IOStreams separates data (Out) from messages for people (ErrOut). Commands
@@ -37,10 +39,8 @@ func Test() (ios *IOStreams, in, out, errOut *bytes.Buffer) {
 	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
 }
 
+// isTerminal reports whether f is a terminal. A character device is not
+// enough: /dev/null is one, and output redirected there is not for people.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	return fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd())) // #nosec G115 -- a file descriptor fits in an int
 }
