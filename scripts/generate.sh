@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates completions/ (from the binary) and the reference pages in docs/
-# (cmd/gen-docs, from the same command tree). With --check, fails when the
+# Regenerates completions/ (from the binary), the reference pages in docs/
+# (cmd/gen-docs, from the same command tree) and the import table of
+# docs/architecture.md (scripts/architecture.sh). With --check, fails when the
 # committed files differ from what they generate (CI runs it so that they
 # never go stale).
 set -euo pipefail
@@ -32,5 +33,7 @@ if [ "$out" != . ]; then
       stale=1
     fi
   done
+  scripts/architecture.sh --check || stale=1
   exit $stale
 fi
+scripts/architecture.sh
