@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/apiclient"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
@@ -335,11 +336,7 @@ func statusError(method string, u *url.URL, resp *http.Response) error {
 // requestError gives a failed request its exit code: session errors 3/4/5,
 // a server that cannot be reached 5, an interrupt 130.
 func requestError(method string, u *url.URL, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	err = fmt.Errorf("%s %s: %w", method, u.Redacted(), err)
+	err = fmt.Errorf("%s %s: %w", method, u.Redacted(), netutil.UnwrapURLError(err))
 	switch {
 	case errors.Is(err, session.ErrNotLoggedIn), errors.Is(err, session.ErrSessionExpired), errors.Is(err, session.ErrBrokerUnreachable):
 		return cmdutil.SessionError(err)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"golang.org/x/net/html"
 )
 
@@ -165,11 +166,7 @@ func (b *browser) do(req *http.Request) (*page, error) {
 	resp, err := b.client.Do(req)
 	if err != nil {
 		// The URL may carry a code or a user code: keep it out of the error.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%s %s%s: %w", req.Method, req.URL.Host, req.URL.Path, err)
+		return nil, fmt.Errorf("%s %s%s: %w", req.Method, req.URL.Host, req.URL.Path, netutil.UnwrapURLError(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
