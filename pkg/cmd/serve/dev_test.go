@@ -112,6 +112,7 @@ func TestServeDevEndToEnd(t *testing.T) {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() { _ = hs.Close() })
+	waitReady(t, srv)
 
 	banner := stderr.String()
 	for _, want := range []string{"DEVELOPMENT BROKER — in-memory, not for production", issuer,
@@ -160,8 +161,26 @@ func TestServeDevEndToEnd(t *testing.T) {
 	}
 	other := httptest.NewServer(plainSrv.Handler())
 	defer other.Close()
+	waitReady(t, plainSrv)
 	getJSON(t, other.URL+"/api/v1/user", devLogin(t, issuer, "admin", "admin"), http.StatusOK, nil)
 	getJSON(t, other.URL+"/api/v1/user", devLogin(t, issuer, "user", "user"), http.StatusForbidden, nil)
+}
+
+// waitReady waits until srv has loaded the broker's keys: New returns
+// before the first key fetch ends, and a call before it is a 503.
+func waitReady(t *testing.T, srv *server.Server) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, reason := srv.Ready()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server never became ready: %s", reason)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // devLogin runs the code flow with PKCE against the dev broker, as the CLI does.
