@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -36,7 +37,9 @@ type Config struct {
 	// Default "pbench-client".
 	ClientID string `yaml:"client-id"`
 	// Audiences: a token is accepted only if its "aud" contains one of
-	// these. Default: ClientID.
+	// these. Default DefaultAudience ("pbench-server", as Pbench's server
+	// expects: Keycloak adds it with an audience mapper). With Dex, whose
+	// tokens name only the client id, set it to the client id.
 	Audiences []string `yaml:"audience"`
 	// AllowedClients: a token with an "azp" must name one of these.
 	// Default: ClientID.
@@ -58,8 +61,39 @@ type Config struct {
 	// whose path is PATH_PREFIX or below it (whole path segments: /a/b
 	// covers /a/b and /a/b/c, not /a/bc) needs ROLE, else 403. Every
 	// matching rule applies, so a request under two prefixes needs both
-	// roles. Public endpoints are never restricted.
+	// roles. Public endpoints are never restricted. Paths are compared as
+	// the path rule says (see pathrule.go and the operator guide): case
+	// folded, Unicode normalised, trailing dots and spaces and "//" ignored,
+	// "/admin.json" counted as "/admin"; a path that servers could read in
+	// several ways (double-encoded, "%2F", "\", ";", control characters,
+	// dot segments) is refused with 400 by the middleware and the gateway,
+	// whether or not rules are configured.
 	RequireRoles []string `yaml:"require-role"`
+	// Anonymous are gateway rules "PATH_PREFIX[=METHOD,METHOD]" (default
+	// methods GET,HEAD): a request with no credentials at all (no
+	// Authorization header, no access_token) whose decoded path is, segment
+	// by segment and exactly, PATH_PREFIX or below it, and whose method is
+	// listed, is proxied upstream without identity headers (any the client
+	// sent are removed). A request with a token is always validated: a bad
+	// token is 401, never downgraded to anonymous. A path a RequireRoles
+	// rule covers is never anonymous. Danger: the upstream sees these
+	// requests with no identity and must decide alone what they may read.
+	Anonymous []string `yaml:"anonymous"`
+	// CORSOrigins are the browser origins (scheme://host[:port], "*" for
+	// any, or a single "*" wildcard in the host as in
+	// https://*.example.com) allowed to call serve's endpoints and the
+	// gateway from a page (CORS, answered by rs/cors). Preflights are
+	// answered by serve and never reach the upstream; the upstream's own
+	// Access-Control-* headers are removed. No credentials mode: tokens
+	// travel in the Authorization header, never in cookies. Default: none.
+	CORSOrigins []string `yaml:"cors-origin"`
+	// TrustedProxies are the addresses or CIDRs (e.g. 10.0.0.0/8) of
+	// reverse proxies in front of serve whose X-Forwarded-Host,
+	// X-Forwarded-Proto and X-Forwarded-For serve believes: they then
+	// decide the address in /api/v1/endpoints' uri templates and are passed
+	// upstream. From any other peer these headers are ignored and replaced.
+	// The proxy must set (not append to) X-Forwarded-Host and -Proto.
+	TrustedProxies []string `yaml:"trusted-proxy"`
 
 	// IntrospectionEndpoint is the broker's RFC 7662 endpoint. Default: the
 	// introspection_endpoint of its discovery document. Introspection is on
@@ -157,6 +191,20 @@ func (c *Config) Validate() error {
 	if _, err := parseRoleRules(c.RequireRoles); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := parseAnonRules(c.Anonymous); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Anonymous) > 0 && c.Upstream == "" {
+		add("anonymous: the rules apply to the gateway: set upstream too")
+	}
+	for _, o := range c.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	switch {
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		add("tls-cert and tls-key go together: give both or neither")
@@ -209,7 +257,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.ClientID = DefaultConfig().ClientID
 	}
 	if len(c.Audiences) == 0 {
-		c.Audiences = []string{c.ClientID}
+		c.Audiences = []string{DefaultAudience}
 	}
 	if len(c.AllowedClients) == 0 {
 		c.AllowedClients = []string{c.ClientID}
@@ -244,4 +292,43 @@ func (c Config) withDefaults() (Config, error) {
 		c.HTTPClient = &http.Client{Transport: tr, Timeout: 15 * time.Second}
 	}
 	return c, nil
+}
+
+// DefaultAudience is the audience a token must have unless Audiences says
+// otherwise: Pbench's server's default.
+const DefaultAudience = "pbench-server"
+
+// checkOrigin checks a CORSOrigins entry.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	bad := fmt.Errorf("cors-origin %q: want an origin, scheme://host[:port] (no path), e.g. https://dashboard.example.com, or * for any", o)
+	if strings.Count(o, "*") > 1 {
+		return bad
+	}
+	u, err := url.Parse(strings.Replace(o, "*", "wildcard", 1))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") || strings.HasSuffix(o, "#") {
+		return bad
+	}
+	return nil
+}
+
+// parseTrustedProxies reads TrustedProxies: addresses or CIDRs.
+func parseTrustedProxies(specs []string) ([]netip.Prefix, error) {
+	var errs []error
+	var out []netip.Prefix
+	for _, s := range specs {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("trusted-proxy %q: want an IP address or a CIDR, e.g. 10.0.0.0/8", s))
+	}
+	return out, errors.Join(errs...)
 }

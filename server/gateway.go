@@ -4,6 +4,7 @@ package server
 // passes the identity on in X-Forwarded-* headers.
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -18,19 +19,34 @@ var identityHeaders = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwa
 
 func (s *Server) newProxy() *httputil.ReverseProxy {
 	target, _ := url.Parse(s.cfg.Upstream) // checked by Validate
+	s.upstreamPath = strings.TrimSuffix(target.Path, "/")
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
+			s.setForwarded(pr.In, pr.Out.Header)
 			stripIdentityHeaders(pr.Out.Header)
-			if id, ok := IdentityFrom(pr.In.Context()); ok {
+			if isEndpointsFetch(pr.In) {
+				rewriteEndpointsRequest(pr.Out, s.upstreamPath)
+			} else if id, ok := IdentityFrom(pr.In.Context()); ok {
 				pr.Out.Header.Set("X-Forwarded-User", id.Username)
 				pr.Out.Header.Set("X-Forwarded-Email", id.Email)
 				pr.Out.Header.Set("X-Forwarded-Roles", strings.Join(id.Roles, ","))
 			}
 		},
+		ModifyResponse: func(resp *http.Response) error {
+			stripCORSHeaders(resp.Header)
+			if isEndpointsFetch(resp.Request) {
+				return s.gatewayEndpoints(resp)
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("upstream request failed", "path", r.URL.Path, "err", err)
+			if ue := (*errUpstreamEndpoints)(nil); errors.As(err, &ue) {
+				writeMessage(w, http.StatusBadGateway, ue.Error())
+				return
+			}
 			writeMessage(w, http.StatusBadGateway, "the upstream server cannot be reached")
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

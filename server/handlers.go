@@ -6,10 +6,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"sync"
-
-	"github.com/distributed-system-analysis/pbench-auth/pkg/buildinfo"
 )
 
 // get answers 405 to methods other than GET and HEAD.
@@ -22,11 +19,6 @@ func get(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) serveEndpoints(w http.ResponseWriter, _ *http.Request) {
-	w.Header()["Content-Type"] = jsonContentType
-	_, _ = w.Write(s.endpoints)
 }
 
 // serveUser is Middleware in front of writing the identity, without the
@@ -107,28 +99,6 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// keycloakIssuer matches <server>/realms/<realm>.
-var keycloakIssuer = regexp.MustCompile(`^(.+)/realms/([^/]+)/?$`)
-
-// endpointsJSON is the body of /api/v1/endpoints, in Pbench's shape.
-func endpointsJSON(cfg Config) ([]byte, error) {
-	server, realm := cfg.Issuer, ""
-	if m := keycloakIssuer.FindStringSubmatch(cfg.Issuer); m != nil {
-		server, realm = m[1], m[2]
-	}
-	type openid struct {
-		Server string `json:"server"`
-		Realm  string `json:"realm"`
-		Client string `json:"client"`
-		Issuer string `json:"issuer"`
-	}
-	b, err := json.Marshal(struct {
-		Identification string `json:"identification"`
-		OpenID         openid `json:"openid"`
-	}{"pbench-auth " + buildinfo.Version(), openid{server, realm, cfg.ClientID, cfg.Issuer}})
-	return append(b, '\n'), err
 }
 
 func writeMessage(w http.ResponseWriter, status int, msg string) {

@@ -17,6 +17,8 @@ const (
 	outcomeForbidden   = "forbidden"   // 403: a required role is missing
 	outcomeUnavailable = "unavailable" // 503: the broker's keys cannot be had
 	outcomeNotFound    = "not_found"   // 404
+	outcomeAnonymous   = "anonymous"   // no credentials, let through by an anonymous rule
+	outcomeBadPath     = "bad_path"    // 400: a path servers read differently
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own so
@@ -35,7 +37,7 @@ func newMetrics(cacheLen func() int) *metrics {
 	reg := prometheus.NewRegistry()
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pbench_auth_requests_total",
-		Help: "HTTP requests by outcome (ok, public, no_token, invalid, forbidden, unavailable, not_found).",
+		Help: "HTTP requests by outcome (ok, public, anonymous, no_token, invalid, forbidden, unavailable, not_found, bad_path).",
 	}, []string{"outcome"})
 	refreshes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pbench_auth_key_refreshes_total",
@@ -59,7 +61,7 @@ func newMetrics(cacheLen func() int) *metrics {
 		}),
 	}
 	for _, o := range []string{outcomeOK, outcomePublic, outcomeNoToken, outcomeInvalid,
-		outcomeForbidden, outcomeUnavailable, outcomeNotFound} {
+		outcomeForbidden, outcomeUnavailable, outcomeNotFound, outcomeAnonymous, outcomeBadPath} {
 		m.requests[o] = requests.WithLabelValues(o)
 	}
 	reg.MustRegister(requests, refreshes, m.latency, m.cacheHits, m.cacheMisses,

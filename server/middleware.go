@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 // whose identity has the roles that the RequireRoles rules demand for the
 // path; next finds the identity with IdentityFrom. Otherwise it answers:
 //
+//	400 a path that servers read in different ways (see Config.RequireRoles)
 //	401 no token, or a token that is malformed, expired or invalid
 //	    (JSON {"message": ...} and an RFC 6750 WWW-Authenticate challenge)
 //	403 a valid token lacking a required role
@@ -36,6 +36,15 @@ func (s *Server) Middleware(next http.Handler) http.Handler {
 // authenticate returns the identity of a request that Middleware lets
 // through, or answers it and returns nil.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Identity {
+	p, ok := s.readPath(w, r)
+	if !ok {
+		return nil
+	}
+	return s.authenticatePath(w, r, &p)
+}
+
+// authenticatePath is authenticate for a path already read.
+func (s *Server) authenticatePath(w http.ResponseWriter, r *http.Request, p *reqPath) *Identity {
 	token, err := bearerToken(r)
 	if err != nil {
 		s.deny(w, http.StatusUnauthorized, err)
@@ -53,11 +62,10 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *Identity 
 		return nil
 	}
 	for _, rule := range s.rules {
-		// path.Clean: "/api/v1//admin/." must not escape "/api/v1/admin".
-		if rule.matches(path.Clean("/"+r.URL.Path)) && !id.HasRole(rule.role) {
+		if !id.HasRole(rule.role) && rule.prefix.covers(p) {
 			record(w, outcomeForbidden, id.Username)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pbench", error="insufficient_scope"`)
-			writeMessage(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the role %q needed for %s", id.Username, rule.role, rule.prefix))
+			writeMessage(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the role %q needed for %s", id.Username, rule.role, rule.prefix.raw))
 			return nil
 		}
 	}

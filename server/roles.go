@@ -1,6 +1,7 @@
 package server
 
-// This file: the --require-role rules (path prefix → role).
+// This file: the --require-role rules (path prefix → role). Paths are read
+// and compared by the path rule (pathrule.go).
 
 import (
 	"errors"
@@ -9,29 +10,26 @@ import (
 )
 
 // roleRule is one --require-role PATH_PREFIX=ROLE.
-type roleRule struct{ prefix, role string }
+type roleRule struct {
+	prefix pathPrefix
+	role   string
+}
 
 func parseRoleRules(specs []string) ([]roleRule, error) {
 	var errs []error
 	var rules []roleRule
 	for _, s := range specs {
 		prefix, role, ok := strings.Cut(s, "=")
-		switch {
-		case !ok || role == "":
+		if !ok || role == "" {
 			errs = append(errs, fmt.Errorf("require-role %q: want PATH_PREFIX=ROLE, e.g. /api/v1/admin=ADMIN", s))
-		case !strings.HasPrefix(prefix, "/"):
-			errs = append(errs, fmt.Errorf("require-role %q: the path prefix must start with /", s))
-		default:
-			rules = append(rules, roleRule{prefix: strings.TrimSuffix(prefix, "/"), role: role})
+			continue
 		}
+		pp, err := parsePathPrefix(prefix)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("require-role %q: %w", s, err))
+			continue
+		}
+		rules = append(rules, roleRule{prefix: pp, role: role})
 	}
 	return rules, errors.Join(errs...)
-}
-
-// matches reports whether path is the rule's prefix or below it.
-func (r roleRule) matches(path string) bool {
-	if r.prefix == "" {
-		return true
-	}
-	return path == r.prefix || strings.HasPrefix(path, r.prefix) && path[len(r.prefix)] == '/'
 }

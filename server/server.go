@@ -12,26 +12,32 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"slices"
 )
 
 // Server validates tokens and serves the pbench-auth endpoints.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	keys      *remoteKeys
-	verifier  *verifier
-	intro     *introspector // nil unless introspection is configured
-	cache     *tokenCache
-	metrics   *metrics
-	rules     []roleRule
-	proxy     *httputil.ReverseProxy
-	endpoints []byte
-	handler   http.Handler
+	cfg      Config
+	log      *slog.Logger
+	keys     *remoteKeys
+	verifier *verifier
+	intro    *introspector // nil unless introspection is configured
+	cache    *tokenCache
+	metrics  *metrics
+	rules    []roleRule
+	anon     []anonRule
+	trusted  []netip.Prefix
+	proxy    *httputil.ReverseProxy
+	openid   json.RawMessage // the "openid" section of /api/v1/endpoints
+	handler  http.Handler
+
+	upstreamPath string // the upstream URL's path, without a trailing "/"
 }
 
 // New checks cfg, applies its defaults, and starts fetching the broker's
@@ -46,7 +52,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	rules, _ := parseRoleRules(cfg.RequireRoles)
-	s := &Server{cfg: cfg, log: cfg.Logger, rules: rules}
+	anon, _ := parseAnonRules(cfg.Anonymous)
+	trusted, _ := parseTrustedProxies(cfg.TrustedProxies)
+	s := &Server{cfg: cfg, log: cfg.Logger, rules: rules, anon: anon, trusted: trusted}
 	s.cache = newTokenCache(max(cfg.CacheSize, 0))
 	s.metrics = newMetrics(s.cache.len)
 	s.keys = &remoteKeys{
@@ -84,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.intro, err = newIntrospector(&cfg, s.verifier, s.keys.introspectionEndpoint); err != nil {
 		return nil, err
 	}
-	if s.endpoints, err = endpointsJSON(cfg); err != nil {
+	if s.openid, err = openIDSection(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.Upstream != "" {
@@ -98,7 +106,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Handler returns the HTTP handler of every endpoint, logging one line per
 // request:
 //
-//	GET /api/v1/endpoints   public: the client configuration (Pbench-compatible)
+//	GET /api/v1/endpoints   public: the client configuration (Pbench-compatible;
+//	                        in gateway mode the upstream's, adjusted)
 //	GET /api/v1/user        the caller's identity
 //	GET /healthz            alive
 //	GET /readyz             503 until the broker's keys are loaded
@@ -124,10 +133,10 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/readyz", get(http.HandlerFunc(s.serveReadyz)))
 	mux.Handle("/metrics", get(s.metrics.handler()))
 	if s.proxy != nil {
-		mux.Handle("/api/v1/", s.Middleware(s.proxy))
+		mux.Handle("/api/v1/", http.HandlerFunc(s.gateway))
 	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	}))
-	return s.logRequests(mux)
+	return s.logRequests(s.withCORS(mux))
 }
