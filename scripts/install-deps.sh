@@ -19,7 +19,7 @@ VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 step() { printf '==> %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
-apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk)
+apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

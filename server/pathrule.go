@@ -26,16 +26,18 @@ import (
 //     second decoding would change it), no "\", no ";", and no control
 //     character (C0, DEL, C1: NUL among them): else 400.
 //  3. It is split on "/"; empty segments are dropped (merged slashes). A
-//     segment made only of dots and spaces ("." "..", "...", ". ") is
+//     segment made only of dots and spaces ("." "..", "...", ". ", also
+//     with zero-width characters) is
 //     refused with 400: dot segments are resolved differently by different
 //     servers, and the client can send the resolved path itself.
 //  4. Each segment's key is its NFKC form, Unicode case-folded, without
 //     format characters (zero-width, soft hyphen), leading spaces, trailing
 //     spaces and dots. The key of a segment is also taken from the whole
 //     path's NFKC form, in case normalisation produces a "/" (U+FF0F).
-//  5. A rule's prefix (normalised the same way) covers a path when its keys
-//     are the path's first keys, where a path key also matches if it is the
-//     rule's key followed by "." and more ("admin.json" for "admin").
+//  5. A rule's prefix (ASCII, normalised the same way) covers a path when
+//     its keys are the path's first keys, where a path key also matches if
+//     its part before any of its dots does ("admin.json" and "admin .x"
+//     for "admin": suffix patterns).
 //
 // Role rules match this way: broadly, so that every reading of a covered
 // path is covered. Anonymous rules, which grant, match only the literal
@@ -121,10 +123,14 @@ func checkChars(p string) error {
 	return nil
 }
 
-// checkSegments refuses segments made only of dots and spaces (step 3).
+// checkSegments refuses segments made only of dots, spaces and format
+// characters (step 3).
 func checkSegments(p string) error {
 	for seg := range strings.SplitSeq(p, "/") {
-		if seg != "" && strings.TrimFunc(seg, func(r rune) bool { return r == '.' || unicode.IsSpace(r) }) == "" {
+		if seg == "" {
+			continue
+		}
+		if dotOnly := strings.Trim(seg, ". ") == ""; dotOnly || !isASCII(seg) && trimKey(seg) == "" {
 			return &errPath{reason: fmt.Sprintf("the dot segment %q", seg)}
 		}
 	}
@@ -214,6 +220,9 @@ func parsePathPrefix(s string) (pathPrefix, error) {
 	if strings.Contains(s, "%") {
 		return pathPrefix{}, errors.New("write the path prefix without percent-escapes")
 	}
+	if !isASCII(s) {
+		return pathPrefix{}, errors.New("the path prefix must be ASCII")
+	}
 	p, err := parseReqPath(s)
 	if err != nil {
 		return pathPrefix{}, err
@@ -242,11 +251,25 @@ func coversKeys(prefix, keys []string) bool {
 		return false
 	}
 	for i, k := range prefix {
-		if keys[i] != k && !(strings.HasPrefix(keys[i], k) && keys[i][len(k)] == '.') {
+		if !keyMatches(keys[i], k) {
 			return false
 		}
 	}
 	return true
+}
+
+// keyMatches reports whether the path key is the rule key, or its part
+// before one of its dots is (step 5).
+func keyMatches(key, rule string) bool {
+	if key == rule {
+		return true
+	}
+	for i := len(rule); i < len(key); i++ {
+		if key[i] == '.' && trimKey(key[:i]) == rule {
+			return true
+		}
+	}
+	return false
 }
 
 // grants reports whether the anonymous rule's prefix is, literally, the
