@@ -71,17 +71,24 @@ func (s *Server) serveEndpoints(w http.ResponseWriter, r *http.Request) {
 		s.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endpointsKey{}, scheme+"://"+host)))
 		return
 	}
-	b, err := json.Marshal(struct {
-		Identification string                 `json:"identification"`
-		URI            map[string]uriTemplate `json:"uri"`
-		OpenID         json.RawMessage        `json:"openid"`
-	}{"pbench-auth " + buildinfo.Version(), ownURIs(scheme + "://" + host), s.openid})
+	b, err := s.ownEndpointsDocument(scheme + "://" + host)
 	if err != nil {
 		writeMessage(w, http.StatusInternalServerError, "cannot encode the endpoints document")
 		return
 	}
 	w.Header()["Content-Type"] = jsonContentType
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
+}
+
+// ownEndpointsDocument is serve's own /api/v1/endpoints for clients that
+// reached it at base.
+func (s *Server) ownEndpointsDocument(base string) ([]byte, error) {
+	b, err := json.Marshal(struct {
+		Identification string                 `json:"identification"`
+		URI            map[string]uriTemplate `json:"uri"`
+		OpenID         json.RawMessage        `json:"openid"`
+	}{"pbench-auth " + buildinfo.Version(), ownURIs(base), s.openid})
+	return append(b, '\n'), err
 }
 
 // endpointsKey marks, in a request's context, the gateway's fetch of the
@@ -124,8 +131,20 @@ func rewriteEndpointsRequest(out *http.Request, upstreamPath string) {
 // document, with its "openid" section set from serve's configuration, every
 // absolute "uri" template pointing at the address the client used (the
 // upstream's base path removed), and serve's own endpoints added under names
-// the upstream does not use.
+// the upstream does not use. An upstream that has no such document (404: not
+// a Pbench server) gets serve's own; any other failure is the client's 502.
 func (s *Server) gatewayEndpoints(resp *http.Response) error {
+	base, _ := resp.Request.Context().Value(endpointsKey{}).(string)
+	if resp.StatusCode == http.StatusNotFound {
+		_ = resp.Body.Close()
+		out, err := s.ownEndpointsDocument(base)
+		if err != nil {
+			return &errUpstreamEndpoints{msg: err.Error()}
+		}
+		resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+		setBody(resp, out)
+		return nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		return &errUpstreamEndpoints{msg: "answered " + strconv.Itoa(resp.StatusCode)}
 	}
@@ -140,11 +159,16 @@ func (s *Server) gatewayEndpoints(resp *http.Response) error {
 	if len(body) > maxEndpointsDocument {
 		return &errUpstreamEndpoints{msg: fmt.Sprintf("is larger than %d bytes", maxEndpointsDocument)}
 	}
-	base, _ := resp.Request.Context().Value(endpointsKey{}).(string)
 	out, err := adjustEndpoints(body, s.openid, base, s.upstreamPath)
 	if err != nil {
 		return &errUpstreamEndpoints{msg: err.Error()}
 	}
+	setBody(resp, out)
+	return nil
+}
+
+// setBody replaces the upstream's answer's body with the JSON document out.
+func setBody(resp *http.Response, out []byte) {
 	h := resp.Header
 	for _, name := range []string{"Content-Length", "Etag", "Last-Modified", "Content-Md5"} {
 		h.Del(name)
@@ -154,7 +178,6 @@ func (s *Server) gatewayEndpoints(resp *http.Response) error {
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	resp.ContentLength = int64(len(out))
 	resp.Body = io.NopCloser(bytes.NewReader(out))
-	return nil
 }
 
 // adjustEndpoints is gatewayEndpoints' rewrite of the document itself.

@@ -291,6 +291,18 @@ func TestGatewayEndpointsUpstreamProblems(t *testing.T) {
 	}
 }
 
+// TestGatewayEndpointsForOtherUpstreams: an upstream without an endpoints
+// document (not a Pbench server) gets serve's own, at the client's address.
+func TestGatewayEndpointsForOtherUpstreams(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	h := newHarness(t, newTestIssuer(t), func(c *Config) { c.Upstream = up.URL })
+	doc, _ := getEndpoints(t, h.http.URL)
+	if doc.OpenID["client"] != "pbench-client" || doc.URI["user"].Template != h.http.URL+"/api/v1/user" || len(doc.URI) != len(ownEndpoints) {
+		t.Errorf("document: %+v", doc)
+	}
+}
+
 func TestRebaseTemplate(t *testing.T) {
 	for _, c := range []struct{ tmpl, upstreamPath, want string }{
 		{"http://10.0.0.1:8001/api/v1/datasets/{dataset}", "", "https://p.example/api/v1/datasets/{dataset}"},

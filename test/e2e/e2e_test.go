@@ -50,7 +50,7 @@ func TestSeedDex(t *testing.T) {
 	broker := startDexPair(t)
 	up := newUpstream(t)
 	addr := testutil.ReserveAddr(t)
-	daemon(t, "serve", nil, bin, "serve", "--listen", addr, "--issuer", broker, "--client-id", "pbench-client",
+	daemon(t, "serve", nil, bin, "serve", "--listen", addr, "--issuer", broker, "--client-id", "pbench-client", "--audience", "pbench-client",
 		"--require-role", "/api/v1/admin=ADMIN", "--upstream", up.srv.URL)
 	waitHTTP(t, "serve", "http://"+addr+"/readyz")
 

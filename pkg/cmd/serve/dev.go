@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/server"
 	"github.com/distributed-system-analysis/pbench-auth/server/devbroker"
 )
 
@@ -109,7 +110,11 @@ func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMu
 		clientID = devbroker.DefaultClientID
 	}
 	audience := []string{clientID, "account"}
-	for _, a := range cfg.Audiences {
+	audiences := cfg.Audiences
+	if len(audiences) == 0 {
+		audiences = []string{server.DefaultAudience} // what serve will require
+	}
+	for _, a := range audiences {
 		if !slices.Contains(audience, a) {
 			audience = append(audience, a)
 		}

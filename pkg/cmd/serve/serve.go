@@ -57,27 +57,36 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		Short: "Publish the client configuration and validate the broker's tokens",
 		Long: `Serve the Pbench server side of the token sequence:
 
-  GET /api/v1/endpoints   public: the broker (issuer, realm) and client id that clients log in with
+  GET /api/v1/endpoints   public: the broker (issuer, realm) and client id that clients log in with,
+                          and the uri map of the API (Pbench's format); with --upstream, the
+                          upstream's document with serve's broker and serve's address
   GET /api/v1/user        the identity in the request's Bearer token (401/403 otherwise)
   GET /healthz, /readyz   alive; ready once the broker's signing keys are loaded
   GET /metrics            Prometheus metrics
-  /api/v1/...             with --upstream: validated, then proxied with X-Forwarded-User/-Email/-Roles
+  /api/v1/...             with --upstream: validated, then proxied with X-Forwarded-User/-Email/-Roles;
+                          requests without credentials on --anonymous paths go through without identity
+
+--require-role compares paths case-insensitively on whole segments, ignoring trailing dots and
+spaces, merged slashes, Unicode compatibility forms and suffixes (/admin.json is /admin); a path
+that servers read in different ways (a "%" left after decoding, "\", ";", control characters,
+dot segments) is answered 400. See the operator guide.
 
 Tokens are checked against the broker's published keys (OpenID discovery and JWKS, refreshed
 every 5 minutes and when a token names an unknown key): signature (RS*, PS*, ES*, EdDSA only),
 exact issuer, audience, authorized party, expiry, not-before and issued-at with --leeway.
 
 Every flag can also be set in the YAML file given by --config, under the flag's name
-(audience, allowed-client and require-role take lists); flags given on the command line win.
+(audience, allowed-client, require-role, anonymous, cors-origin and trusted-proxy take lists); flags given on the command line win.
 The file also takes cache-size (verified tokens remembered, default 100000, -1 for none),
 refresh-interval (default 5m) and min-refresh-interval (default 10s).
 
 Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
 20 MiB + 320 bytes per cache entry (about 51 MiB by default).`,
-		Example: `  pbench-auth serve --issuer https://sso.example.com/realms/pbench --audience pbench-server
+		Example: `  pbench-auth serve --issuer https://sso.example.com/realms/pbench-server
   pbench-auth serve --config /etc/pbench-auth/serve.yaml --check
-  pbench-auth serve --issuer https://sso.example.com/realms/pbench --upstream http://127.0.0.1:8001 \
-      --require-role /api/v1/admin=ADMIN`,
+  pbench-auth serve --issuer https://sso.example.com/realms/pbench-server --upstream http://127.0.0.1:8001 \
+      --require-role /api/v1/admin=ADMIN --anonymous /api/v1/datasets \
+      --cors-origin https://dashboard.example.com --trusted-proxy 10.0.0.0/8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.flags = cmd.Flags()
@@ -107,13 +116,17 @@ func addConfigFlags(fl *pflag.FlagSet, c *server.Config) {
 	fl.StringVar(&c.LogFormat, "log-format", c.LogFormat, "request log format on stderr: text or json")
 	fl.StringVar(&c.Issuer, "issuer", "", "the broker's OpenID issuer URL, e.g. https://sso.example.com/realms/pbench (required)")
 	fl.StringVar(&c.ClientID, "client-id", c.ClientID, "the public client that CLIs and dashboards log in with")
-	fl.StringArrayVar(&c.Audiences, "audience", nil, "accept only tokens whose aud contains one of these (repeatable; default: the client id)")
+	fl.StringArrayVar(&c.Audiences, "audience", nil, "accept only tokens whose aud contains one of these (repeatable; default: pbench-server, as Pbench; with Dex: the client id)")
 	fl.StringArrayVar(&c.AllowedClients, "allowed-client", nil, "accept only tokens whose azp, when present, is one of these (repeatable; default: the client id)")
 	fl.DurationVar(&c.Leeway, "leeway", c.Leeway, "clock skew tolerated on exp, nbf and iat")
 	fl.StringVar(&c.CACert, "ca-cert", "", "PEM file of CAs to trust, besides the system's, for the broker's TLS")
 	fl.StringVar(&c.Upstream, "upstream", "", "gateway mode: proxy every other /api/v1/... request there after validation")
 	fl.StringArrayVar(&c.RequireRoles, "require-role", nil,
-		"PATH_PREFIX=ROLE: requests at or below the path need the role, else 403 (repeatable; every matching rule applies)")
+		"PATH_PREFIX=ROLE: requests at or below the path need the role, else 403 (repeatable; every matching rule applies; paths compared as the operator guide says)")
+	fl.StringArrayVar(&c.Anonymous, "anonymous", nil,
+		"PATH_PREFIX[=METHOD,...]: with --upstream, requests with no credentials at or below the path (exactly) pass without identity (repeatable; default methods GET,HEAD; a bad token is still 401)")
+	fl.StringArrayVar(&c.CORSOrigins, "cors-origin", nil, "allow pages of this origin (scheme://host[:port], or *) to call serve and the gateway; preflights answered by serve (repeatable)")
+	fl.StringArrayVar(&c.TrustedProxies, "trusted-proxy", nil, "believe X-Forwarded-Host/-Proto/-For from this address or CIDR (repeatable; default: no one)")
 	fl.StringVar(&c.IntrospectionEndpoint, "introspection-endpoint", "", "RFC 7662 endpoint for opaque tokens (default: introspection_endpoint from the broker's discovery)")
 	fl.StringVar(&c.IntrospectionClientID, "introspection-client-id", "", "the broker's confidential client allowed to introspect; turns introspection of opaque (non-JWT) tokens on")
 	fl.StringVar(&c.IntrospectionClientSecretFile, "introspection-client-secret-file", "", "file holding that client's secret (keep it 0600; never logged)")

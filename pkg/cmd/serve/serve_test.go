@@ -64,6 +64,54 @@ func TestFlags(t *testing.T) {
 	}
 }
 
+// TestGatewayFlags: the flags of issue 15 in the configuration, from the
+// command line and from the file, and their problems reported by --check.
+func TestGatewayFlags(t *testing.T) {
+	o := parse(t, "--issuer", "https://sso.example.com/realms/pbench", "--upstream", "http://127.0.0.1:8001",
+		"--anonymous", "/api/v1/datasets", "--anonymous", "/api/v1/public=GET", "--cors-origin", "https://dash.example.com",
+		"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.1")
+	c, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Anonymous, []string{"/api/v1/datasets", "/api/v1/public=GET"}) || !slices.Equal(c.CORSOrigins, []string{"https://dash.example.com"}) ||
+		!slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.1"}) {
+		t.Errorf("config = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid flags refused: %v", err)
+	}
+
+	file := filepath.Join(t.TempDir(), "serve.yaml")
+	yaml := "issuer: https://sso.example.com/realms/pbench\nupstream: http://127.0.0.1:8001\nanonymous: [/api/v1/datasets]\n" +
+		"cors-origin: ['*']\ntrusted-proxy: [127.0.0.1]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = parse(t, "--config", file, "--cors-origin", "https://a.example").config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Anonymous, []string{"/api/v1/datasets"}) || !slices.Equal(c.CORSOrigins, []string{"https://a.example"}) ||
+		!slices.Equal(c.TrustedProxies, []string{"127.0.0.1"}) {
+		t.Errorf("file and flags: %+v", c)
+	}
+
+	ios, _, _, errOut := cmdutil.Test()
+	cmd := NewCmd(&cmdutil.Factory{IO: ios}, nil)
+	cmd.SetArgs([]string{"--check", "--issuer", "https://sso.example.com/realms/pbench", "--anonymous", "/api/v1/x=G3T",
+		"--cors-origin", "https://dash.example.com/path", "--trusted-proxy", "10.0.0.0/33", "--require-role", "/api/v1/a;b=ADMIN"})
+	if err := cmd.Execute(); cmdutil.ExitCode(err) != cmdutil.ExitUsage {
+		t.Fatalf("err %v", err)
+	}
+	for _, want := range []string{`anonymous "/api/v1/x=G3T"`, "set upstream too", `cors-origin "https://dash.example.com/path"`,
+		`trusted-proxy "10.0.0.0/33"`, `require-role "/api/v1/a;b=ADMIN"`} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("no problem about %s:\n%s", want, errOut)
+		}
+	}
+}
+
 func TestConfigFileAndFlagsWin(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "serve.yaml")
