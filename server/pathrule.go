@@ -21,7 +21,9 @@ import (
 // serve reads a path the way that covers them all, and refuses what it
 // cannot read unambiguously:
 //
-//  1. The path is percent-decoded once. A bad escape or invalid UTF-8: 400.
+//  1. An encoded slash (%2F: one segment to some servers, two to others),
+//     a bad escape, or invalid UTF-8 once decoded: 400. The path is
+//     percent-decoded once.
 //  2. The decoded path (also after NFKC normalisation) must hold no "%" (a
 //     second decoding would change it), no "\", no ";", and no control
 //     character (C0, DEL, C1: NUL among them): else 400.
@@ -67,6 +69,9 @@ func parseReqPath(escaped string) (reqPath, error) {
 			return reqPath{}, err
 		}
 		return reqPath{decoded: escaped, lazy: true}, nil
+	}
+	if strings.Contains(escaped, "%2f") || strings.Contains(escaped, "%2F") {
+		return reqPath{}, &errPath{reason: "an encoded slash (%2F), one segment to some servers and two to others"}
 	}
 	decoded, err := url.PathUnescape(escaped)
 	if err != nil {
