@@ -38,13 +38,11 @@ func TestCORSInChromium(t *testing.T) {
 	}
 	allowed, other := page(), page()
 
-	up := newPbenchUpstream(t)
-	ti := newTestIssuer(t)
-	h := newHarness(t, ti, func(c *Config) {
-		c.Upstream = up.srv.URL
+	_, h := newPbenchGateway(t, func(c *Config) {
 		c.Anonymous = []string{"/api/v1/datasets"}
 		c.CORSOrigins = []string{allowed.URL}
 	})
+	ti := h.ti
 	token := ti.token(h.clock.Now(), nil)
 
 	// A fresh profile, removed without failing the test: Chromium's helper

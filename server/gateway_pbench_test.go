@@ -88,12 +88,10 @@ func expand(t testing.TB, doc pbenchEndpointsDoc, name string, params map[string
 // TestGatewayPbenchClientFlow follows what Pbench's clients do through the
 // gateway: endpoints, then each call built from its uri templates.
 func TestGatewayPbenchClientFlow(t *testing.T) {
-	up := newPbenchUpstream(t)
-	ti := newTestIssuer(t)
-	h := newHarness(t, ti, func(c *Config) {
-		c.Upstream = up.srv.URL
+	up, h := newPbenchGateway(t, func(c *Config) {
 		c.Anonymous = []string{"/api/v1/datasets"}
 	})
+	ti := h.ti
 	token := ti.token(h.clock.Now(), nil)
 
 	// The client's own token is not passed on for the public document.
@@ -192,10 +190,7 @@ func mapsEqual(a, b map[string]string) bool {
 
 // TestAnonymousNeverUnderARoleRule: a role rule wins over an anonymous one.
 func TestAnonymousNeverUnderARoleRule(t *testing.T) {
-	up := newPbenchUpstream(t)
-	ti := newTestIssuer(t)
-	h := newHarness(t, ti, func(c *Config) {
-		c.Upstream = up.srv.URL
+	_, h := newPbenchGateway(t, func(c *Config) {
 		c.Anonymous = []string{"/api/v1=GET,HEAD,POST"}
 		c.RequireRoles = []string{"/api/v1/admin=ADMIN"}
 	})
@@ -323,12 +318,10 @@ func TestRebaseTemplate(t *testing.T) {
 // on its own endpoints and the gateway, and never reach the upstream; the
 // upstream's own CORS headers never reach the browser.
 func TestCORS(t *testing.T) {
-	up := newPbenchUpstream(t)
-	ti := newTestIssuer(t)
-	h := newHarness(t, ti, func(c *Config) {
-		c.Upstream = up.srv.URL
+	up, h := newPbenchGateway(t, func(c *Config) {
 		c.CORSOrigins = []string{"https://dashboard.example.com"}
 	})
+	ti := h.ti
 	token := ti.token(h.clock.Now(), nil)
 	for _, path := range []string{"/api/v1/user", "/api/v1/datasets/private-ds", "/api/v1/endpoints"} {
 		before := up.calls()
@@ -371,13 +364,11 @@ func TestPbenchPythonClient(t *testing.T) {
 	if err := exec.Command(python, "-c", "import requests").Run(); err != nil { // #nosec G204 -- fixed arguments
 		t.Skip("needs Debian's python3 with python3-requests (scripts/install-deps.sh installs it)")
 	}
-	up := newPbenchUpstream(t)
-	ti := newTestIssuer(t)
-	h := newHarness(t, ti, func(c *Config) {
-		c.Upstream = up.srv.URL
+	up, h := newPbenchGateway(t, func(c *Config) {
 		c.Anonymous = []string{"/api/v1/datasets=GET,HEAD"}
 		c.RequireRoles = []string{"/api/v1/admin=ADMIN"}
 	})
+	ti := h.ti
 	now := h.clock.Now()
 	cmd := exec.Command(python, filepath.Join("testdata", "pbench_client.py"), h.http.URL) // #nosec G204 -- the test's own script
 	cmd.Env = append(os.Environ(),

@@ -299,12 +299,10 @@ func TestRolePathModelFindsTheIssuesList(t *testing.T) {
 // a user without ADMIN gets 400 or 403 and the upstream never sees the
 // request; one with ADMIN gets through unless the path is refused.
 func TestRolePathClassThroughTheGateway(t *testing.T) {
-	up := newPbenchUpstream(t)
-	ti := newTestIssuer(t)
-	h := newHarness(t, ti, func(c *Config) {
-		c.Upstream = up.srv.URL
+	up, h := newPbenchGateway(t, func(c *Config) {
 		c.RequireRoles = []string{"/api/v1/admin=ADMIN"}
 	})
+	ti := h.ti
 	now := h.clock.Now()
 	plain := ti.token(now, func(c map[string]any) { delete(c, "resource_access") })
 	admin := ti.token(now, nil)

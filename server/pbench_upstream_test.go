@@ -67,6 +67,18 @@ func newPbenchUpstream(t testing.TB) *pbenchUpstream {
 	return u
 }
 
+// newPbenchGateway starts a Pbench-shaped upstream and serve in gateway
+// mode in front of it, its configuration changed by edit.
+func newPbenchGateway(t testing.TB, edit func(*Config)) (*pbenchUpstream, *harness) {
+	t.Helper()
+	up := newPbenchUpstream(t)
+	h := newHarness(t, newTestIssuer(t), func(c *Config) {
+		c.Upstream = up.srv.URL
+		edit(c)
+	})
+	return up, h
+}
+
 func (u *pbenchUpstream) calls() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
