@@ -69,7 +69,9 @@ type Options struct {
 	Realm string
 	// ClientID of the public client; default pbench-client.
 	ClientID string
-	// Audience is the access token's aud; default [ClientID, "account"].
+	// Audience is the access token's aud; default [ClientID, "account",
+	// "pbench-server"]: what Pbench's realm gives (its audience mapper adds
+	// pbench-server, the audience Pbench's server and serve require).
 	Audience []string
 	// Users who may log in. Default: none (nobody can log in).
 	Users []User
@@ -125,7 +127,7 @@ func New(opts Options) (*Broker, error) {
 		opts.ClientID = DefaultClientID
 	}
 	if len(opts.Audience) == 0 {
-		opts.Audience = []string{opts.ClientID, "account"}
+		opts.Audience = []string{opts.ClientID, "account", "pbench-server"}
 	}
 	if opts.AccessTTL <= 0 {
 		opts.AccessTTL = DefaultAccessTTL
