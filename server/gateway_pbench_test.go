@@ -129,6 +129,13 @@ func TestGatewayPbenchClientFlow(t *testing.T) {
 	if got := doc.URI["datasets"].Params["dataset"]["type"]; got != "string" {
 		t.Errorf("params not kept: %+v", doc.URI["datasets"])
 	}
+	if status, hdr, body := do(t, newRequest(t, http.MethodHead, h.http.URL+"/api/v1/endpoints", "")); status != http.StatusOK ||
+		body != "" || hdr.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD endpoints: %d %v %q", status, hdr, body)
+	}
+	if r := up.last(t); r.Method != http.MethodGet {
+		t.Errorf("HEAD endpoints reached the upstream as %s", r.Method)
+	}
 
 	// Anonymous: the public dataset; the private one is the upstream's call.
 	spoof := []string{"X-Forwarded-User", "alice", "X_Forwarded_Roles", "ADMIN", "x-forwarded-email", "a@x"}
