@@ -76,7 +76,8 @@ func validHost(h string) bool {
 // X-Forwarded-Host and -Proto say the address the client used (what
 // externalBase says); X-Forwarded-For is the peer's address, after the
 // chain a trusted proxy sent. SetXForwarded has already replaced the
-// client's values.
+// client's values; the proxy removed RFC 7239's Forwarded header (which
+// some upstreams, Pbench among them, prefer to these).
 func (s *Server) setForwarded(in *http.Request, out http.Header) {
 	scheme, host := s.externalBase(in)
 	out.Set("X-Forwarded-Host", host)

@@ -221,7 +221,8 @@ func TestAnonymousNeverUnderARoleRule(t *testing.T) {
 func TestEndpointsAddressFromTrustedProxies(t *testing.T) {
 	up := newPbenchUpstream(t)
 	ti := newTestIssuer(t)
-	fwd := []string{"X-Forwarded-Host", "pbench.example.com, evil.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "203.0.113.7"}
+	fwd := []string{"X-Forwarded-Host", "pbench.example.com, evil.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "203.0.113.7",
+		"Forwarded", "host=pbench.example.com;proto=https"}
 	for _, c := range []struct {
 		name     string
 		trusted  []string
@@ -261,8 +262,8 @@ func TestEndpointsAddressFromTrustedProxies(t *testing.T) {
 				t.Errorf("upstream X-Forwarded-Host %q, want %q", r.Header.Get("X-Forwarded-Host"), wantHost)
 			}
 			xff := r.Header.Get("X-Forwarded-For")
-			if trusted := c.trusted != nil; trusted != strings.HasPrefix(xff, "203.0.113.7, ") {
-				t.Errorf("upstream X-Forwarded-For %q (trusted %v)", xff, trusted)
+			if trusted := c.trusted != nil; trusted != strings.HasPrefix(xff, "203.0.113.7, ") || r.Header.Get("Forwarded") != "" {
+				t.Errorf("upstream X-Forwarded-For %q, Forwarded %q (trusted %v)", xff, r.Header.Get("Forwarded"), trusted)
 			}
 		})
 	}
