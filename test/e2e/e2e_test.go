@@ -143,6 +143,12 @@ type upstream struct {
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/endpoints" {
+			// Not a Pbench server: no endpoints document of its own, so
+			// serve's gateway publishes serve's (the login's first step).
+			http.NotFound(w, r)
+			return
+		}
 		u.mu.Lock()
 		u.forwarded = append(u.forwarded, r.Header.Clone())
 		u.mu.Unlock()
