@@ -68,7 +68,7 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 
 --require-role compares paths case-insensitively on whole segments, ignoring trailing dots and
 spaces, merged slashes, Unicode compatibility forms and suffixes (/admin.json is /admin); a path
-that servers read in different ways (a "%" left after decoding, "\", ";", control characters,
+that servers read in different ways (an encoded slash %2F, a "%" left after decoding, "\", ";", control characters,
 dot segments) is answered 400. See the operator guide.
 
 Tokens are checked against the broker's published keys (OpenID discovery and JWKS, refreshed
