@@ -32,7 +32,14 @@ scripts/generate.sh --check
 
 step "goreleaser: check the configuration, snapshot build of this platform"
 goreleaser check
+# goreleaser reads the remote's URL; a clone without a remote (a local copy,
+# an unpacked tarball) would make it drop the whole git state and stamp the
+# commit "none". Give it this checkout as a remote, for goreleaser only.
+if [ -z "$(git remote)" ]; then
+  export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0="$PWD"
+fi
 goreleaser build --snapshot --clean --single-target --output dist/pbench-auth
+unset GIT_CONFIG_COUNT GIT_CONFIG_KEY_0 GIT_CONFIG_VALUE_0
 # The release's -ldflags must reach the binary: a snapshot version and this commit, not "dev".
 v=$(dist/pbench-auth version --json)
 echo "$v"
