@@ -39,10 +39,15 @@ const (
 	// DefaultIntrospectionClientID is the confidential client allowed to
 	// call the introspection endpoint (see Options.IntrospectionSecret).
 	DefaultIntrospectionClientID = "pbench-server"
+	// DefaultResourceServer is the audience Pbench's Keycloak setup adds to
+	// access tokens with an audience mapper, and the client under whose
+	// resource_access Pbench's server reads roles.
+	DefaultResourceServer = "pbench-server"
 
 	deviceCodeTTL  = 10 * time.Minute // Keycloak's "OAuth 2.0 Device Code Lifespan"
 	devicePollRate = 5 * time.Second
 	authRequestTTL = 10 * time.Minute
+	offlineTTL     = 30 * 24 * time.Hour // Keycloak's "Offline Session Idle"
 	oidcPath       = "protocol/openid-connect"
 )
 
@@ -69,10 +74,15 @@ type Options struct {
 	Realm string
 	// ClientID of the public client; default pbench-client.
 	ClientID string
-	// Audience is the access token's aud; default [ClientID, "account",
-	// "pbench-server"]: what Pbench's realm gives (its audience mapper adds
-	// pbench-server, the audience Pbench's server and serve require).
+	// Audience is the access token's aud; default [ClientID,
+	// DefaultResourceServer, "account"]. The user's roles appear as client
+	// roles (resource_access) of ClientID and of every audience but
+	// "account", as Pbench's server reads them from
+	// resource_access["pbench-server"].
 	Audience []string
+	// Client are the public client's settings (redirect URIs, web origins,
+	// PKCE, password grant); the zero value accepts loopback redirects only.
+	Client ClientSettings
 	// Users who may log in. Default: none (nobody can log in).
 	Users []User
 	// AccessTTL is the access token lifetime (default 5m); RefreshTTL the
@@ -105,6 +115,7 @@ type Broker struct {
 	server   *legacyServer
 	handler  http.Handler
 	log      *slog.Logger
+	formKey  []byte // ties confirmation forms to a browser session
 }
 
 // New validates opts and builds a Broker.
@@ -127,7 +138,7 @@ func New(opts Options) (*Broker, error) {
 		opts.ClientID = DefaultClientID
 	}
 	if len(opts.Audience) == 0 {
-		opts.Audience = []string{opts.ClientID, "account", "pbench-server"}
+		opts.Audience = []string{opts.ClientID, DefaultResourceServer, "account"}
 	}
 	if opts.AccessTTL <= 0 {
 		opts.AccessTTL = DefaultAccessTTL
@@ -157,6 +168,14 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	rkey, err := newRefreshKey()
+	if err != nil {
+		return nil, err
+	}
+	client, err := newClientConfig(opts.Client)
+	if err != nil {
+		return nil, fmt.Errorf("client %s: %w", opts.ClientID, err)
+	}
 
 	b := &Broker{
 		issuer:   issuer,
@@ -164,8 +183,10 @@ func New(opts Options) (*Broker, error) {
 		clientID: opts.ClientID,
 		key:      key,
 		log:      opts.Logger,
+		formKey:  []byte(rand.Text()),
 	}
 	b.store = newStore(&opts, users, key)
+	b.store.refreshKey, b.store.client = rkey, client
 	b.server, err = newLegacyServer(b.Issuer(), b.store)
 	if err != nil {
 		return nil, err
@@ -203,13 +224,22 @@ func (b *Broker) Handler() http.Handler { return b.handler }
 
 func (b *Broker) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", b.realmInfo)
+	public := publicCORS()
+	mux.Handle("GET /{$}", public.Handler(http.HandlerFunc(b.realmInfo)))
 	mux.HandleFunc("/login-actions/authenticate", b.login)
 	mux.HandleFunc("/device", b.device)
 	mux.HandleFunc("POST /device/consent", b.deviceConsent)
 	mux.HandleFunc("GET /logged-out", b.loggedOut)
-	mux.HandleFunc("GET /"+oidcPath+"/logout", b.logoutPage)
-	mux.HandleFunc("POST /"+oidcPath+"/logout", b.logout)
+	mux.Handle("/"+oidcPath+"/logout", b.clientCORS(http.HandlerFunc(b.logout)))
+	mux.Handle("/"+oidcPath+"/token", b.clientCORS(http.HandlerFunc(b.token)))
+	mux.Handle("/"+oidcPath+"/userinfo", b.clientCORS(b.server.handler))
+	mux.Handle("/"+oidcPath+"/revoke", b.clientCORS(b.server.handler))
+	mux.HandleFunc("GET /"+oidcPath+"/3p-cookies/step1.html", b.thirdPartyStep1)
+	mux.HandleFunc("GET /"+oidcPath+"/3p-cookies/step2.html", b.thirdPartyStep2)
+	mux.HandleFunc("GET /"+oidcPath+"/login-status-iframe.html", b.loginStatusIframe)
+	mux.HandleFunc("GET /"+oidcPath+"/login-status-iframe.html/init", b.loginStatusInit)
+	mux.Handle("/"+oidcPath+"/certs", public.Handler(b.server.handler))
+	mux.Handle("/.well-known/", public.Handler(b.server.handler))
 	mux.Handle("/", b.server.handler)
 
 	prefix := b.issuer.Path
@@ -276,3 +306,15 @@ func ParseUserSpec(spec string) (User, error) {
 	}
 	return u, nil
 }
+
+// ClientRedirectURIs are the public client's redirect URI patterns besides
+// LoopbackRedirectURIs.
+func (b *Broker) ClientRedirectURIs() []string {
+	return slices.DeleteFunc(slices.Clone(b.store.client.redirects), func(p string) bool {
+		return slices.Contains(LoopbackRedirectURIs, p)
+	})
+}
+
+// ClientWebOrigins are the origins allowed to call the public client's
+// endpoints from a browser (CORS); "*" means any.
+func (b *Broker) ClientWebOrigins() []string { return slices.Clone(b.store.client.origins) }

@@ -648,17 +648,46 @@ func TestPKCE(t *testing.T) {
 			t.Error("a code was exchanged twice")
 		}
 	})
+	t.Run("no challenge: optional by default, as Keycloak's", func(t *testing.T) {
+		redirect, err := devbrowser.Login(tb.ctx, tb.srv.Client(), conf.AuthCodeURL("s"), "user", "user-pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := callbackCode(t, redirect, "s")
+		if _, err := conf.Exchange(tb.ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier())); err == nil {
+			t.Error("a code issued without a challenge was exchanged with a verifier")
+		}
+		redirect, err = devbrowser.Login(tb.ctx, tb.srv.Client(), conf.AuthCodeURL("s"), "user", "user-pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conf.Exchange(tb.ctx, callbackCode(t, redirect, "s")); err != nil {
+			t.Errorf("exchange of a code issued without PKCE: %v", err)
+		}
+	})
+	required := newTestBroker(t, func(o *devbroker.Options) { o.Client.RequirePKCE = true })
+	rconf := required.oauth2Config()
 	for name, challenge := range map[string][]oauth2.AuthCodeOption{
-		"no challenge": nil,
-		"plain":        {oauth2.SetAuthURLParam("code_challenge", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrs"), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
+		"required, no challenge": nil,
+		"required, plain":        {oauth2.SetAuthURLParam("code_challenge", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrs"), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := devbrowser.Login(tb.ctx, tb.srv.Client(), conf.AuthCodeURL("s", challenge...), "user", "user-pw")
+			_, err := devbrowser.Login(required.ctx, required.srv.Client(), rconf.AuthCodeURL("s", challenge...), "user", "user-pw")
 			if err == nil || !strings.Contains(err.Error(), "PKCE") {
 				t.Errorf("authorization with %s: %v, want an error about PKCE", name, err)
 			}
 		})
 	}
+	t.Run("required, S256", func(t *testing.T) {
+		v := oauth2.GenerateVerifier()
+		redirect, err := devbrowser.Login(required.ctx, required.srv.Client(), required.authURL(rconf, v, "s", "n"), "user", "user-pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rconf.Exchange(required.ctx, callbackCode(t, redirect, "s"), oauth2.VerifierOption(v)); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func TestDeviceFlow(t *testing.T) {

@@ -19,11 +19,12 @@ import (
 func (s *store) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
 	switch id {
 	case s.clientID:
-		return &publicClient{id: id, loginURL: s.issuer + "/login-actions/authenticate", idTTL: s.accessTTL}, nil
+		return &publicClient{id: id, loginURL: s.issuer + "/login-actions/authenticate", idTTL: s.accessTTL, config: s.client}, nil
 	case DefaultIntrospectionClientID:
 		return &introspectionClient{}, nil
 	}
-	return nil, fmt.Errorf("client %q %w: the development broker knows only %q", id, errNotFound, s.clientID)
+	// An OAuth error (400/401), never a server error; the id is not echoed.
+	return nil, oidc.ErrInvalidClient().WithDescription("Client not found: the development broker knows only the client %s", s.clientID)
 }
 
 func (s *store) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
@@ -127,6 +128,7 @@ func (s *store) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenReque
 		"sid":                g.SessionID,
 		"session_state":      g.SessionID,
 		"scope":              strings.Join(g.Scopes, " "),
+		"allowed-origins":    s.client.origins,
 		"preferred_username": a.Name,
 		"name":               a.Name,
 		"email":              a.Email,
@@ -141,15 +143,21 @@ func (s *store) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenReque
 	return claims, nil
 }
 
-// roleClaims are Keycloak's role claims: the user's roles as realm roles and
-// as client roles of clientID, plus the realm's default roles.
+// roleClaims are Keycloak's role claims: the user's roles as realm roles,
+// and as client roles of clientID and of every client of the audience
+// (Pbench's server reads them under resource_access["pbench-server"]), plus
+// the realm's default roles.
 func (s *store) roleClaims(a *account, clientID string) map[string]any {
 	realmRoles := append(slices.Clone(a.Roles), "default-roles-"+s.realm, "offline_access", "uma_authorization")
 	resource := map[string]any{
 		"account": map[string]any{"roles": []string{"manage-account", "manage-account-links", "view-profile"}},
 	}
 	if len(a.Roles) > 0 {
-		resource[clientID] = map[string]any{"roles": slices.Clone(a.Roles)}
+		for _, c := range append([]string{clientID}, s.audience...) {
+			if c != "account" {
+				resource[c] = map[string]any{"roles": slices.Clone(a.Roles)}
+			}
+		}
 	}
 	return map[string]any{
 		"realm_access":    map[string]any{"roles": realmRoles},

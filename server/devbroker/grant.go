@@ -21,9 +21,11 @@ type grant struct {
 	ResponseType oidc.ResponseType
 	ResponseMode oidc.ResponseMode
 	Challenge    *oidc.CodeChallenge
-	Scopes       []string // granted scopes, as the client sees them
-	Audience     []string // access token audience
-	Subject      string   // empty until the user logged in
+	Scopes       []string       // granted scopes, as the client sees them
+	Audience     []string       // access token audience
+	Prompt       []string       // prompt values of the authorization request
+	MaxAge       *time.Duration // max_age of the authorization request
+	Subject      string         // empty until the user logged in
 	SessionID    string
 	AuthTime     time.Time
 	Created      time.Time

@@ -2,15 +2,24 @@ package devbroker
 
 import (
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 const invalidCredentials = "Invalid username or password." // Keycloak's wording
 
 // login serves the login form of an authorization request (GET) and checks
-// the credentials posted to it (POST). On success it opens a session and
-// sends the browser to the library's callback, which redirects to the client
-// with the code.
+// the credentials posted to it (POST). On success it opens a session, sets
+// the browser's SSO cookies, and sends the browser to the library's
+// callback, which redirects to the client with the code.
+//
+// A GET within a browser session completes at once, without the form
+// (single sign-on), unless the request says prompt=login or its max_age is
+// older than the session's login; prompt=none without such a session
+// answers the client error=login_required, as Keycloak does.
 func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 	if !parsePage(w, r) {
 		return
@@ -24,6 +33,20 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	if r.Method == http.MethodGet {
+		if sid, ok := b.ssoSession(r, g); ok {
+			if err := b.store.completeLoginInSession(id, sid); err == nil {
+				b.log.Info("login", "session", "existing", "client", g.ClientID)
+				b.toCallback(w, r, id)
+				return
+			}
+		}
+		if slices.Contains(g.Prompt, oidc.PromptNone) {
+			b.store.abandonRequest(id)
+			op.AuthRequestError(w, r, g, oidc.ErrLoginRequired(), b.server.provider)
+			return
+		}
+	}
 	form := page{
 		Title:   "Sign in",
 		Message: "Sign in to continue to " + g.ClientID + ".",
@@ -35,13 +58,38 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := b.store.completeLogin(id, a); err != nil {
+	sid, browser, err := b.store.completeLogin(id, a)
+	if err != nil {
 		b.render(w, http.StatusBadRequest, page{Title: "Login expired", Error: err.Error()})
 		return
 	}
+	b.setSessionCookies(w, sid, browser)
 	b.log.Info("login", "username", a.Name, "client", g.ClientID)
+	b.toCallback(w, r, id)
+}
+
+// toCallback sends the browser to the library's callback for auth request
+// id, which redirects to the client with the code.
+func (b *Broker) toCallback(w http.ResponseWriter, r *http.Request, id string) {
 	// The target is this broker's own callback (id is query-escaped in it).
 	http.Redirect(w, r, b.server.callbackURL(r.Context(), b.Issuer(), id), http.StatusSeeOther) //nolint:gosec // G710: see above
+}
+
+// ssoSession is the browser's session that may complete g without a
+// password: none when g says prompt=login, or when the session's login is
+// older than g's max_age.
+func (b *Broker) ssoSession(r *http.Request, g *grant) (string, bool) {
+	if slices.Contains(g.Prompt, oidc.PromptLogin) {
+		return "", false
+	}
+	sid, _, authTime, ok := b.store.browserSession(cookieValue(r, identityCookie))
+	if !ok {
+		return "", false
+	}
+	if g.MaxAge != nil && b.store.now().Sub(authTime) >= *g.MaxAge {
+		return "", false
+	}
+	return sid, true
 }
 
 // signIn answers the sign-in form: a GET shows it; a POST checks the
@@ -131,68 +179,4 @@ func (b *Broker) deviceConsent(w http.ResponseWriter, r *http.Request) {
 
 func (b *Broker) loggedOut(w http.ResponseWriter, _ *http.Request) {
 	b.render(w, http.StatusOK, page{Title: "Logged out", Message: "You are logged out."})
-}
-
-// logoutPage is the end-session endpoint opened in a browser. Without an
-// id_token_hint it asks "Do you want to log out?", as Keycloak does, and the
-// form posts back (logout hands that to the library, which shows the
-// logged-out page); with one, the library ends the hinted session at once.
-// The broker keeps no browser session of its own, so the confirmation ends
-// no session: it lets a client (pbench-auth logout --browser) and its tests
-// walk the same pages as with Keycloak.
-func (b *Broker) logoutPage(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Get("id_token_hint") != "" {
-		b.server.handler.ServeHTTP(w, r)
-		return
-	}
-	hidden := map[string]string{}
-	if id := q.Get("client_id"); id != "" {
-		if _, err := b.store.GetClientByClientID(r.Context(), id); err != nil {
-			b.render(w, http.StatusBadRequest, page{Title: "Logout", Error: "Unknown client " + id + ": log out from the application again."})
-			return
-		}
-		hidden["client_id"] = id
-	}
-	b.render(w, http.StatusOK, page{
-		Title:   "Logging out",
-		Message: "Do you want to log out?",
-		Form:    "logout",
-		Action:  b.Issuer() + "/" + oidcPath + "/logout",
-		Hidden:  hidden,
-	})
-}
-
-// logout adds Keycloak's logout of a public client without a browser: POST
-// with client_id and refresh_token ends the session (204). Other requests
-// go to the library's end-session endpoint (id_token_hint, redirects).
-func (b *Broker) logout(w http.ResponseWriter, r *http.Request) {
-	if !parseForm(w, r) {
-		return
-	}
-	token := r.PostForm.Get("refresh_token")
-	if token == "" {
-		b.server.handler.ServeHTTP(w, r)
-		return
-	}
-	clientID := r.PostForm.Get("client_id")
-	if clientID == "" {
-		if id, _, ok := r.BasicAuth(); ok {
-			clientID = id
-		}
-	}
-	if clientID == "" {
-		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_request", "client_id is required with refresh_token"})
-		return
-	}
-	if err := b.store.endSessionByRefreshToken(clientID, token); err != nil {
-		writeJSON(w, http.StatusBadRequest, oauthError{"invalid_grant", err.Error()})
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-type oauthError struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
 }

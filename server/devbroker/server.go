@@ -14,8 +14,9 @@ import (
 )
 
 // legacyServer is the op library's server with the Keycloak differences
-// layered on: the loopback redirect policy, mandatory PKCE, and Keycloak's
-// token response fields and refresh errors.
+// layered on: the client's redirect URI patterns, PKCE as the client
+// requires it, codes redeemed once under concurrency, and Keycloak's token
+// response fields and refresh errors.
 type legacyServer struct {
 	*op.LegacyServer
 	provider *op.Provider
@@ -55,12 +56,15 @@ func newLegacyServer(issuer string, st *store) (*legacyServer, error) {
 		return nil, fmt.Errorf("openid provider: %w", err)
 	}
 	s := &legacyServer{LegacyServer: op.NewLegacyServer(provider, ep), provider: provider, store: st}
-	s.handler = op.RegisterLegacyServer(s, op.AuthorizeCallbackHandler(provider))
+	// The library's CORS policy (every origin, with credentials) is off:
+	// Broker.routes applies Keycloak's, per client.
+	s.handler = op.RegisterLegacyServer(s, op.AuthorizeCallbackHandler(provider), op.WithServerCORSOptions(nil))
 	return s, nil
 }
 
-// VerifyAuthRequest accepts, for the public client, any loopback redirect
-// (the library would want it registered) and refuses every other one.
+// VerifyAuthRequest accepts, for the public client, a redirect matching its
+// redirect URI patterns (loopback on any port by default), and refuses
+// every other one without redirecting.
 func (s *legacyServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	cr, err := s.LegacyServer.VerifyAuthRequest(ctx, r)
 	if err != nil {
@@ -70,23 +74,32 @@ func (s *legacyServer) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc
 	if !ok {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("this client cannot log users in")
 	}
-	if err := checkLoopbackRedirect(r.Data.RedirectURI); err != nil {
-		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("%s", err.Error())
+	if !matchRedirect(pc.config.redirects, r.Data.RedirectURI) {
+		// Not echoed: error_description allows only a few characters (RFC 6749 §5.2).
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("Invalid parameter: redirect_uri: %s", pc.config.describeRedirects())
 	}
 	pc.redirectURI = r.Data.RedirectURI
 	return cr, nil
 }
 
-// Authorize requires PKCE S256, which the library leaves optional for public
-// clients. The redirect_uri is valid here, so the error goes back to the client.
+// Authorize requires PKCE S256 when the client requires it (Keycloak's
+// default is optional). The redirect_uri is valid here, so the error goes
+// back to the client.
 func (s *legacyServer) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
-	if r.Data.CodeChallenge == "" || r.Data.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
-		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required: send code_challenge with code_challenge_method=S256")
+	if pc, ok := r.Client.(*publicClient); ok && pc.config.requirePKCE &&
+		(r.Data.CodeChallenge == "" || r.Data.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("Missing parameter: code_challenge_method (PKCE S256 is required for this client)")
 	}
 	return s.LegacyServer.Authorize(ctx, r)
 }
 
+// CodeExchange redeems a code once: the first request to present it claims
+// it, and any other, concurrent or later, gets invalid_grant.
 func (s *legacyServer) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	ctx, ok := s.store.claimCode(ctx, r.Data.Code)
+	if !ok {
+		return nil, oidc.ErrInvalidGrant().WithDescription("Code not valid")
+	}
 	req, _ := s.store.AuthRequestByCode(ctx, r.Data.Code) // read before the library consumes the code
 	resp, err := s.LegacyServer.CodeExchange(ctx, r)
 	if err == nil {

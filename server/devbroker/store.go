@@ -41,31 +41,49 @@ type store struct {
 	now                 func() time.Time
 	users               *directory
 	key                 *signingKey
+	refreshKey          *refreshKey
+	client              *clientConfig
 
 	mu        sync.Mutex
 	requests  map[string]*grant        // auth request id → request
-	codes     map[string]string        // authorization code → auth request id
+	codes     map[string]*codeRecord   // authorization code → its request and claim
 	sessions  map[string]*session      // sid → session
-	refresh   map[string]*refreshToken // refresh token → record
-	used      map[string]time.Time     // rotated refresh token → when it would have expired
+	browsers  map[string]string        // browser cookie secret → sid
+	refresh   map[string]*refreshToken // refresh token jti → record
+	used      map[string]time.Time     // rotated refresh token jti → when it would have expired
 	access    map[string]*accessToken  // jti → record
 	devices   map[string]*deviceAuth   // device code → authorization
 	userCodes map[string]string        // normalized user code → device code
 }
 
+// session is Keycloak's user session: opened by a login, shared by the
+// browser (SSO cookie) and every token issued in it.
 type session struct {
 	id       string
 	subject  string
-	clientID string
+	clientID string // the client that opened it
 	authTime time.Time
+	browser  string // secret of the browser's identity cookie; "" if none
 	ended    bool
 	expires  time.Time // when its last token expires; purged after
 }
 
+// codeRecord is an issued authorization code. claimed is set by the first
+// token request that presents it, so a code redeemed by concurrent requests
+// yields tokens once.
+type codeRecord struct {
+	requestID string
+	claimed   bool
+}
+
 type refreshToken struct {
 	sid      string
+	clientID string
+	subject  string
 	scopes   []string
 	audience []string
+	nonce    string
+	offline  bool
 	expires  time.Time
 }
 
@@ -105,8 +123,9 @@ func newStore(opts *Options, users *directory, key *signingKey) *store {
 		users:               users,
 		key:                 key,
 		requests:            map[string]*grant{},
-		codes:               map[string]string{},
+		codes:               map[string]*codeRecord{},
 		sessions:            map[string]*session{},
+		browsers:            map[string]string{},
 		refresh:             map[string]*refreshToken{},
 		used:                map[string]time.Time{},
 		access:              map[string]*accessToken{},
@@ -154,14 +173,15 @@ func (s *store) purge(now time.Time) {
 	for id, ss := range s.sessions {
 		if now.After(ss.expires) {
 			delete(s.sessions, id)
+			delete(s.browsers, ss.browser)
 		}
 	}
 }
 
 func (s *store) deleteRequest(id string) {
 	delete(s.requests, id)
-	for code, rid := range s.codes {
-		if rid == id {
+	for code, c := range s.codes {
+		if c.requestID == id {
 			delete(s.codes, code)
 		}
 	}
@@ -193,6 +213,7 @@ func (s *store) activeSession(sid string) (*session, bool) {
 func (s *store) endSession(sid string) {
 	if ss, ok := s.sessions[sid]; ok {
 		ss.ended = true
+		delete(s.browsers, ss.browser)
 	}
 }
 
@@ -217,7 +238,12 @@ func (s *store) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ st
 		ResponseMode: req.ResponseMode,
 		Scopes:       grantScopes(req.Scopes),
 		Audience:     slices.Clone(s.audience),
+		Prompt:       slices.Clone(req.Prompt),
 		Created:      now,
+	}
+	if req.MaxAge != nil {
+		maxAge := time.Duration(*req.MaxAge) * time.Second
+		g.MaxAge = &maxAge
 	}
 	if req.CodeChallenge != "" {
 		g.Challenge = &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod}
@@ -241,14 +267,34 @@ func (s *store) AuthRequestByID(_ context.Context, id string) (op.AuthRequest, e
 	return &c, nil
 }
 
+// claimedCodeKey marks a context whose token request claimed a code.
+type claimedCodeKey struct{}
+
+// claimCode claims code for one token request: the first caller gets a
+// context under which AuthRequestByCode finds the code's request; every
+// later or concurrent caller gets false. A claimed code stays used even if
+// the exchange then fails (a wrong verifier burns it), as Keycloak does.
+func (s *store) claimCode(ctx context.Context, code string) (context.Context, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.codes[code]
+	if !ok || c.claimed {
+		return ctx, false
+	}
+	c.claimed = true
+	return context.WithValue(ctx, claimedCodeKey{}, code), true
+}
+
+// AuthRequestByCode finds the request of a code claimed by this request's
+// context (see claimCode).
 func (s *store) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	s.mu.Lock()
-	id, ok := s.codes[code]
+	c, ok := s.codes[code]
 	s.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("code %w (codes are single use)", errNotFound)
+	if claimed, _ := ctx.Value(claimedCodeKey{}).(string); !ok || claimed != code {
+		return nil, oidc.ErrInvalidGrant().WithDescription("Code not valid")
 	}
-	return s.AuthRequestByID(ctx, id)
+	return s.AuthRequestByID(ctx, c.requestID)
 }
 
 func (s *store) SaveAuthCode(_ context.Context, id, code string) error {
@@ -257,7 +303,7 @@ func (s *store) SaveAuthCode(_ context.Context, id, code string) error {
 	if _, ok := s.requests[id]; !ok {
 		return fmt.Errorf("auth request %w", errNotFound)
 	}
-	s.codes[code] = id
+	s.codes[code] = &codeRecord{requestID: id}
 	return nil
 }
 
@@ -281,16 +327,87 @@ func (s *store) loginRequest(id string) (*grant, bool) {
 }
 
 // completeLogin marks the auth request as authenticated by a and opens a
-// session, as a Keycloak login does.
-func (s *store) completeLogin(id string, a *account) error {
+// session with a browser identity, as a Keycloak login does. It returns the
+// session id and the secret of the browser's identity cookie.
+func (s *store) completeLogin(id string, a *account) (sid, browser string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.requests[id]
+	if !ok || g.done {
+		return "", "", fmt.Errorf("login request %w or already used; start the login again", errNotFound)
+	}
+	now := s.now()
+	ss := s.newSession(a.subject, g.ClientID, now)
+	ss.browser = rand.Text()
+	s.browsers[ss.browser] = ss.id
+	g.Subject, g.AuthTime, g.SessionID, g.done = a.subject, now, ss.id, true
+	return ss.id, ss.browser, nil
+}
+
+// browserSession finds the active session of a browser identity cookie.
+func (s *store) browserSession(secret string) (sid, subject string, authTime time.Time, ok bool) {
+	if secret == "" {
+		return "", "", time.Time{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss, ok := s.activeSession(s.browsers[secret])
+	if !ok || ss.browser != secret {
+		return "", "", time.Time{}, false
+	}
+	return ss.id, ss.subject, ss.authTime, true
+}
+
+// completeLoginInSession authenticates the auth request with an existing
+// session (single sign-on: no password asked).
+func (s *store) completeLoginInSession(id, sid string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.requests[id]
 	if !ok || g.done {
 		return fmt.Errorf("login request %w or already used; start the login again", errNotFound)
 	}
-	now := s.now()
-	ss := s.newSession(a.subject, g.ClientID, now)
-	g.Subject, g.AuthTime, g.SessionID, g.done = a.subject, now, ss.id, true
+	ss, ok := s.activeSession(sid)
+	if !ok {
+		return errSessionEnded
+	}
+	g.Subject, g.AuthTime, g.SessionID, g.done = ss.subject, ss.authTime, ss.id, true
 	return nil
+}
+
+// abandonRequest drops an auth request answered with an error.
+func (s *store) abandonRequest(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteRequest(id)
+}
+
+// endSessions ends the sessions named (empty ids are skipped).
+func (s *store) endSessions(sids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sid := range sids {
+		if sid != "" {
+			s.endSession(sid)
+		}
+	}
+}
+
+// passwordSession opens a session (without a browser) for a password grant
+// and returns its token request.
+func (s *store) passwordSession(a *account, clientID string, scopes []string) *grant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.purge(now)
+	ss := s.newSession(a.subject, clientID, now)
+	return &grant{
+		ClientID:     clientID,
+		ResponseType: oidc.ResponseTypeCode,
+		Scopes:       grantScopes(scopes),
+		Audience:     slices.Clone(s.audience),
+		Subject:      a.subject,
+		SessionID:    ss.id,
+		AuthTime:     now,
+	}
 }

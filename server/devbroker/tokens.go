@@ -2,10 +2,10 @@ package devbroker
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -39,10 +39,11 @@ func (s *store) newAccessToken(g *grant) (string, time.Time) {
 	return jti, now.Add(s.accessTTL)
 }
 
-// CreateAccessAndRefreshTokens issues an access token and a refresh token.
-// With currentRefreshToken set it rotates: the old token is retired and a
-// later use of it is refused as a "Stale token", like a Keycloak realm with
-// "Revoke Refresh Token" on.
+// CreateAccessAndRefreshTokens issues an access token and a refresh token
+// (a signed JWT, as Keycloak's: typ "Refresh", or "Offline" when
+// offline_access was granted). With currentRefreshToken set it rotates: the
+// old token is retired and a later use of it is refused as a "Stale token",
+// like a Keycloak realm with "Revoke Refresh Token" on.
 func (s *store) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -55,55 +56,78 @@ func (s *store) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequ
 	if currentRefreshToken != "" {
 		// Checked again under the lock: two refreshes racing with one token
 		// must not both succeed.
-		if _, err := s.refreshRecord(currentRefreshToken, now); err != nil {
+		jti, r, err := s.refreshRecord(currentRefreshToken, now)
+		if err != nil {
 			return "", "", time.Time{}, err
 		}
-		delete(s.refresh, currentRefreshToken)
-		s.used[currentRefreshToken] = now.Add(s.refreshTTL)
+		delete(s.refresh, jti)
+		s.used[jti] = r.expires
 	}
-	if _, ok := s.activeSession(g.SessionID); !ok {
+	ss, ok := s.activeSession(g.SessionID)
+	if !ok {
 		return "", "", time.Time{}, errSessionEnded
 	}
-	token := rand.Text()
-	s.refresh[token] = &refreshToken{
-		sid: g.SessionID, scopes: slices.Clone(g.Scopes), audience: slices.Clone(g.Audience),
+	r := &refreshToken{
+		sid: g.SessionID, clientID: g.ClientID, subject: ss.subject,
+		scopes: slices.Clone(g.Scopes), audience: slices.Clone(g.Audience), nonce: g.Nonce,
+		offline: slices.Contains(g.Scopes, oidc.ScopeOfflineAccess),
 		expires: now.Add(s.refreshTTL),
 	}
+	claims := &refreshClaims{
+		IssuedAt: now.Unix(), JTI: newID(), Issuer: s.issuer, Audience: s.issuer, Subject: ss.subject,
+		Type: "Refresh", AZP: g.ClientID, Nonce: g.Nonce, SessionState: g.SessionID, SID: g.SessionID,
+		Scope: strings.Join(g.Scopes, " "),
+	}
+	if r.offline {
+		claims.Type, r.expires = "Offline", now.Add(offlineTTL)
+	} else {
+		claims.Expiry = r.expires.Unix()
+	}
+	token, err := s.refreshKey.sign(claims)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	s.refresh[claims.JTI] = r
 	jti, exp := s.newAccessToken(g)
-	s.extendSession(g.SessionID, now.Add(max(s.refreshTTL, s.accessTTL)))
+	s.extendSession(g.SessionID, r.expires)
 	return jti, token, exp, nil
 }
 
-// refreshRecord finds an active refresh token; mu must be held.
-func (s *store) refreshRecord(token string, now time.Time) (*refreshToken, error) {
-	r, ok := s.refresh[token]
+// refreshRecord finds an active refresh token and its jti; mu must be held.
+func (s *store) refreshRecord(token string, now time.Time) (string, *refreshToken, error) {
+	jti, ok := s.refreshKey.jti(token)
+	if !ok {
+		return "", nil, errInvalidRefresh
+	}
+	r, ok := s.refresh[jti]
 	switch {
-	case !ok && !s.used[token].IsZero():
-		return nil, errStaleToken
+	case !ok && !s.used[jti].IsZero():
+		return "", nil, errStaleToken
 	case !ok:
-		return nil, errInvalidRefresh
+		return "", nil, errInvalidRefresh
 	case now.After(r.expires):
-		return nil, errTokenInactive
+		return "", nil, errTokenInactive
 	}
 	if _, ok := s.activeSession(r.sid); !ok {
-		return nil, errSessionEnded
+		return "", nil, errSessionEnded
 	}
-	return r, nil
+	return jti, r, nil
 }
 
 func (s *store) TokenRequestByRefreshToken(_ context.Context, token string) (op.RefreshTokenRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.refreshRecord(token, s.now())
+	_, r, err := s.refreshRecord(token, s.now())
 	if err != nil {
 		return nil, err
 	}
 	ss := s.sessions[r.sid]
 	return &grant{
-		ClientID:     ss.clientID,
+		ClientID:     r.clientID,
 		ResponseType: oidc.ResponseTypeCode,
 		Scopes:       slices.Clone(r.scopes),
 		Audience:     slices.Clone(r.audience),
+		Nonce:        r.nonce,
 		Subject:      ss.subject,
 		SessionID:    ss.id,
 		AuthTime:     ss.authTime,
@@ -111,13 +135,21 @@ func (s *store) TokenRequestByRefreshToken(_ context.Context, token string) (op.
 }
 
 // refreshInfo reports the session and lifetime of an issued refresh token,
-// for the Keycloak fields of the token response.
+// for the Keycloak fields of the token response; expiresIn is 0 for an
+// offline token, as Keycloak's refresh_expires_in.
 func (s *store) refreshInfo(token string) (sid string, expiresIn time.Duration, scopes []string, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.refresh[token]
+	jti, ok := s.refreshKey.jti(token)
 	if !ok {
 		return "", 0, nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refresh[jti]
+	if !ok {
+		return "", 0, nil, false
+	}
+	if r.offline {
+		return r.sid, 0, slices.Clone(r.scopes), true
 	}
 	return r.sid, r.expires.Sub(s.now()), slices.Clone(r.scopes), true
 }
@@ -126,11 +158,11 @@ func (s *store) refreshInfo(token string) (sid string, expiresIn time.Duration, 
 func (s *store) endSessionByRefreshToken(clientID, token string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.refreshRecord(token, s.now())
+	_, r, err := s.refreshRecord(token, s.now())
 	if err != nil {
 		return err
 	}
-	if s.sessions[r.sid].clientID != clientID {
+	if r.clientID != clientID {
 		return errors.New("refresh token was issued to another client")
 	}
 	s.endSession(r.sid)
@@ -169,9 +201,9 @@ func (s *store) TerminateSessionFromRequest(ctx context.Context, req *op.EndSess
 func (s *store) RevokeToken(_ context.Context, tokenOrID, _, clientID string) *oidc.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.refresh[tokenOrID]; ok {
-		if ss, ok := s.sessions[r.sid]; ok {
-			if ss.clientID != clientID {
+	if jti, ok := s.refreshKey.jti(tokenOrID); ok {
+		if r, ok := s.refresh[jti]; ok {
+			if r.clientID != clientID {
 				return oidc.ErrInvalidClient().WithDescription("the token was issued to another client")
 			}
 			s.endSession(r.sid)
@@ -190,7 +222,11 @@ func (s *store) RevokeToken(_ context.Context, tokenOrID, _, clientID string) *o
 func (s *store) GetRefreshTokenInfo(_ context.Context, _ string, token string) (string, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.refresh[token]
+	jti, ok := s.refreshKey.jti(token)
+	if !ok {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	r, ok := s.refresh[jti]
 	if !ok {
 		return "", "", op.ErrInvalidRefreshToken
 	}

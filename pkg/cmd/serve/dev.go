@@ -28,7 +28,14 @@ type devOptions struct {
 	DevTokenTTL    time.Duration
 	DevKeyFile     string
 	DevAllowRemote bool
+	DevRealmFile   string
+	DevRedirects   []string
+	DevWebOrigins  []string
 }
+
+// dashboardPath is where serve hosts the dashboard; serve --dev registers
+// it as a redirect URI and its origin as a web origin of the public client.
+const dashboardPath = "/dashboard/"
 
 // addDevFlags registers the flags of `serve --dev` (the development broker).
 func addDevFlags(cmd *cobra.Command, opts *Options) {
@@ -43,11 +50,18 @@ func addDevFlags(cmd *cobra.Command, opts *Options) {
 		"with --dev: keep the signing key in this PEM file (created 0600 if missing), so tokens survive restarts")
 	fl.BoolVar(&d.DevAllowRemote, "dev-allow-remote", false,
 		"with --dev: allow a non-loopback --listen (DANGER: the broker's users and passwords are well known)")
+	fl.StringArrayVar(&d.DevRedirects, "dev-redirect-uri", nil,
+		"with --dev: another valid redirect URI of the public client, e.g. a dashboard's http://localhost:3000/* (a trailing * is a prefix; repeatable; loopback CLIs and this server's /dashboard/* are always allowed)")
+	fl.StringArrayVar(&d.DevWebOrigins, "dev-web-origin", nil,
+		"with --dev: an origin (scheme://host:port) whose pages may call the token, userinfo, logout and revocation endpoints (CORS; repeatable; default: the redirect URIs' origins, and this server's)")
+	fl.StringVar(&d.DevRealmFile, "dev-realm-file", "",
+		"with --dev: a YAML file with users (username, password, roles) and client settings (redirectUris, webOrigins, postLogoutRedirectUris, pkceRequired, directAccessGrantsEnabled)")
 }
 
 // devOnlyFlags are meaningless without --dev; giving one alone is a mistake
 // worth saying rather than ignoring.
-var devOnlyFlags = []string{"dev-user", "dev-realm", "dev-token-ttl", "dev-key", "dev-allow-remote"}
+var devOnlyFlags = []string{"dev-user", "dev-realm", "dev-token-ttl", "dev-key", "dev-allow-remote",
+	"dev-redirect-uri", "dev-web-origin", "dev-realm-file"}
 
 // checkDevFlags refuses --dev-* flags given without --dev.
 func checkDevFlags(opts *Options) error {
@@ -87,13 +101,24 @@ func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMu
 	if err != nil {
 		return "", err
 	}
-	users := make([]devbroker.User, 0, len(d.DevUsers))
-	for _, spec := range d.DevUsers {
-		u, err := devbroker.ParseUserSpec(spec)
-		if err != nil {
-			return "", cmdutil.Usagef("--dev-user: %w", err)
+	realm := &devbroker.RealmFile{}
+	if d.DevRealmFile != "" {
+		if realm, err = devbroker.LoadRealmFile(d.DevRealmFile); err != nil {
+			return "", cmdutil.Usagef("--dev-realm-file: %w", err)
 		}
-		users = append(users, u)
+	}
+	users := realm.Users
+	if len(users) == 0 || (opts.flagSet != nil && opts.flagSet("dev-user")) {
+		if len(realm.Users) > 0 {
+			return "", cmdutil.Usagef("give the users either with --dev-user or in --dev-realm-file, not both")
+		}
+		for _, spec := range d.DevUsers {
+			u, err := devbroker.ParseUserSpec(spec)
+			if err != nil {
+				return "", cmdutil.Usagef("--dev-user: %w", err)
+			}
+			users = append(users, u)
+		}
 	}
 	var key *rsa.PrivateKey
 	if d.DevKeyFile != "" {
@@ -109,7 +134,7 @@ func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMu
 	if clientID == "" {
 		clientID = devbroker.DefaultClientID
 	}
-	audience := []string{clientID, "account"}
+	audience := []string{clientID, devbroker.DefaultResourceServer, "account"}
 	audiences := cfg.Audiences
 	if len(audiences) == 0 {
 		audiences = []string{server.DefaultAudience} // what serve will require
@@ -122,7 +147,9 @@ func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMu
 	// The op library logs through slog's default logger: send it to stderr in
 	// the server's format, warnings and errors only (its info lines are noise).
 	slog.SetDefault(slog.New(libraryHandler(opts.IO.ErrOut, cfg.LogFormat)))
+	client := devClient(realm.Client, d, scheme+"://"+host)
 	b, err := devbroker.New(devbroker.Options{
+		Client:     client,
 		Issuer:     scheme + "://" + host + "/realms/" + d.DevRealm,
 		Realm:      d.DevRealm,
 		ClientID:   clientID,
@@ -140,6 +167,24 @@ func setupDev(_ context.Context, opts *Options, addr net.Addr, mux *http.ServeMu
 	mux.Handle(prefix+"/", b.Handler())
 	printDevBanner(opts.IO.ErrOut, b, d)
 	return b.Issuer(), nil
+}
+
+// devClient is the public client's settings: the realm file's, the flags'
+// redirect URIs and web origins, and this server's dashboard (origin +
+// /dashboard/*) as a redirect URI, post-logout redirect URI and web origin.
+func devClient(cs devbroker.ClientSettings, d devOptions, origin string) devbroker.ClientSettings {
+	dashboard := origin + dashboardPath + "*"
+	cs.RedirectURIs = append(slices.Clone(cs.RedirectURIs), d.DevRedirects...)
+	cs.RedirectURIs = append(cs.RedirectURIs, dashboard)
+	if len(cs.PostLogoutRedirectURIs) > 0 && !slices.Contains(cs.PostLogoutRedirectURIs, "+") {
+		cs.PostLogoutRedirectURIs = append(slices.Clone(cs.PostLogoutRedirectURIs), dashboard)
+	}
+	cs.WebOrigins = append(slices.Clone(cs.WebOrigins), d.DevWebOrigins...)
+	if len(cs.WebOrigins) == 0 {
+		cs.WebOrigins = []string{"+"}
+	}
+	cs.WebOrigins = append(cs.WebOrigins, origin)
+	return cs
 }
 
 // devHost is the issuer's host:port for the listener's address. A
@@ -181,7 +226,8 @@ func printDevBanner(w io.Writer, b *devbroker.Broker, d devOptions) {
 	var s strings.Builder
 	s.WriteString("DEVELOPMENT BROKER — in-memory, not for production\n")
 	fmt.Fprintf(&s, "  issuer:  %s\n", b.Issuer())
-	fmt.Fprintf(&s, "  client:  %s (public, PKCE, any loopback redirect)\n", b.ClientID())
+	fmt.Fprintf(&s, "  client:  %s (public; redirects: any loopback port, %s; web origins: %s)\n",
+		b.ClientID(), strings.Join(b.ClientRedirectURIs(), ", "), strings.Join(b.ClientWebOrigins(), ", "))
 	for i, u := range b.Users() {
 		label := "         "
 		if i == 0 {
