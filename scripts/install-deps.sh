@@ -19,7 +19,10 @@ VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 step() { printf '==> %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
-apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests)
+# npm: keycloak-js for the dev broker's browser test; python3-jwt,
+# python3-requests, python3-cryptography: the test that validates the dev
+# broker's tokens as Pbench's server does (PyJWT, RS256).
+apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests npm python3-jwt python3-cryptography)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -58,6 +61,21 @@ if [ ! -f "$vulndb/index/db.json" ]; then
   mv "$vulndb.tmp" "$vulndb"
 fi
 ln -sfn "$vulndb" "$cache/vulndb"
+
+# --- keycloak-js, Keycloak's own browser adapter (the dev broker's test) -----
+# Exact versions with their integrity hashes in test/keycloak-js's lock file;
+# npm ci refuses a package whose hash differs. Reinstalled when the lock
+# file changes.
+kcjs="$cache/keycloak-js"
+lock_sum=$(sha256sum test/keycloak-js/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$kcjs/.lock.sha256" 2>/dev/null)" != "$lock_sum" ]; then
+  step "npm ci keycloak-js (test/keycloak-js)"
+  rm -rf "$kcjs"
+  mkdir -p "$kcjs"
+  cp test/keycloak-js/package.json test/keycloak-js/package-lock.json "$kcjs/"
+  (cd "$kcjs" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" >"$kcjs/.lock.sha256"
+fi
 
 # --- Dex, the real broker of the end-to-end test -----------------------------
 if [ -x test/e2e/dex/build.sh ]; then

@@ -85,34 +85,10 @@ func TestDevBadFlags(t *testing.T) {
 // through the broker's form and calls to the server with the token. The
 // server is the ordinary package server pointed at the broker's issuer.
 func TestServeDevEndToEnd(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := parse(t, "--dev", "--dev-token-ttl", "1m")
-	stderr := &testutil.SyncBuffer{}
-	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: stderr}
-
-	mux := http.NewServeMux()
-	issuer, err := setupDev(t.Context(), opts, ln.Addr(), mux)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
+	base, issuer, stderr := startDev(t, "--dev-token-ttl", "1m")
 	if issuer != base+"/realms/pbench-server" {
 		t.Fatalf("issuer = %s, want %s/realms/pbench-server", issuer, base)
 	}
-	cfg := server.DefaultConfig()
-	cfg.Issuer = issuer
-	srv, err := server.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", srv.Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close() })
-	waitReady(t, srv)
 
 	banner := stderr.String()
 	for _, want := range []string{"DEVELOPMENT BROKER — in-memory, not for production", issuer,
@@ -181,6 +157,39 @@ func waitReady(t *testing.T, srv *server.Server) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startDev runs what `serve --dev ARGS` runs on a free loopback port: the
+// broker and the validating server on one mux. It returns the server's base
+// URL and the broker's issuer once the server has the broker's keys, and
+// what serve printed.
+func startDev(t *testing.T, args ...string) (base, issuer string, stderr *testutil.SyncBuffer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := parse(t, append([]string{"--dev"}, args...)...)
+	stderr = &testutil.SyncBuffer{}
+	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: stderr}
+
+	mux := http.NewServeMux()
+	issuer, err = setupDev(t.Context(), opts, ln.Addr(), mux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.DefaultConfig()
+	cfg.Issuer = issuer
+	srv, err := server.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", srv.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	waitReady(t, srv)
+	return "http://" + ln.Addr().String(), issuer, stderr
 }
 
 // devLogin runs the code flow with PKCE against the dev broker, as the CLI does.
