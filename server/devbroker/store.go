@@ -50,7 +50,7 @@ type store struct {
 	sessions  map[string]*session      // sid → session
 	browsers  map[string]string        // browser cookie secret → sid
 	refresh   map[string]*refreshToken // refresh token jti → record
-	used      map[string]time.Time     // rotated refresh token jti → when it would have expired
+	used      map[string]*refreshToken // rotated refresh token jti → its record (purged when it would have expired)
 	access    map[string]*accessToken  // jti → record
 	devices   map[string]*deviceAuth   // device code → authorization
 	userCodes map[string]string        // normalized user code → device code
@@ -127,7 +127,7 @@ func newStore(opts *Options, users *directory, key *signingKey) *store {
 		sessions:            map[string]*session{},
 		browsers:            map[string]string{},
 		refresh:             map[string]*refreshToken{},
-		used:                map[string]time.Time{},
+		used:                map[string]*refreshToken{},
 		access:              map[string]*accessToken{},
 		devices:             map[string]*deviceAuth{},
 		userCodes:           map[string]string{},
@@ -155,8 +155,8 @@ func (s *store) purge(now time.Time) {
 			delete(s.refresh, t)
 		}
 	}
-	for t, exp := range s.used {
-		if now.After(exp) {
+	for t, r := range s.used {
+		if now.After(r.expires) {
 			delete(s.used, t)
 		}
 	}

@@ -61,7 +61,7 @@ func (s *store) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequ
 			return "", "", time.Time{}, err
 		}
 		delete(s.refresh, jti)
-		s.used[jti] = r.expires
+		s.used[jti] = r
 	}
 	ss, ok := s.activeSession(g.SessionID)
 	if !ok {
@@ -100,9 +100,14 @@ func (s *store) refreshRecord(token string, now time.Time) (string, *refreshToke
 		return "", nil, errInvalidRefresh
 	}
 	r, ok := s.refresh[jti]
-	switch {
-	case !ok && !s.used[jti].IsZero():
+	if stale, used := s.used[jti]; !ok && used {
+		// A rotated token: its session's end is the better news.
+		if _, active := s.activeSession(stale.sid); !active {
+			return "", nil, errSessionEnded
+		}
 		return "", nil, errStaleToken
+	}
+	switch {
 	case !ok:
 		return "", nil, errInvalidRefresh
 	case now.After(r.expires):

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -265,5 +267,77 @@ func TestListenAddressInUse(t *testing.T) {
 	err = run(t.Context(), opts)
 	if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "--listen") {
 		t.Fatalf("serve on a busy port: %v, want the in-use message naming --listen", err)
+	}
+}
+
+// serve --dev registers its own dashboard (<origin>/dashboard/*) as a
+// redirect URI and its origin as a web origin of the public client, with the
+// flags' and the realm file's on top.
+func TestDevClientSettings(t *testing.T) {
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 8080}
+	realm := filepath.Join(t.TempDir(), "realm.yaml")
+	if err := os.WriteFile(realm, []byte("users:\n  - {username: ann, password: ann-pw, roles: [ADMIN]}\n"+
+		"client:\n  redirectUris: [\"https://file.example/*\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := parse(t, "--dev", "--dev-allow-remote", "--dev-realm-file", realm,
+		"--dev-redirect-uri", "http://localhost:3000/*", "--dev-web-origin", "http://localhost:3000")
+	stderr := &testutil.SyncBuffer{}
+	opts.IO = &cmdutil.IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: stderr}
+	mux := http.NewServeMux()
+	issuer, err := setupDev(t.Context(), opts, remote, mux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banner := stderr.String()
+	for _, want := range []string{"http://192.0.2.10:8080/dashboard/*", "http://localhost:3000/*", "https://file.example/*",
+		"web origins: http://192.0.2.10:8080, http://localhost:3000", "ann / password ann-pw (roles ADMIN)"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	if strings.Contains(banner, "admin / password") {
+		t.Errorf("the realm file's users did not replace the default ones:\n%s", banner)
+	}
+	for redirect, ok := range map[string]bool{
+		"http://192.0.2.10:8080/dashboard/":      true,
+		"http://192.0.2.10:8080/dashboard/x?y=1": true,
+		"http://192.0.2.10:8080/api/v1/user":     false,
+		"http://localhost:3000/app":              true,
+		"https://file.example/cb":                true,
+		"https://elsewhere.example/cb":           false,
+	} {
+		q := url.Values{"client_id": {"pbench-client"}, "response_type": {"code"}, "scope": {"openid"}, "redirect_uri": {redirect}}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, issuer+"/protocol/openid-connect/auth?"+q.Encode(), nil))
+		accepted := rec.Code == http.StatusFound && strings.Contains(rec.Header().Get("Location"), "/login-actions/")
+		if accepted != ok {
+			t.Errorf("redirect_uri %s: %d %s, accepted %v, want %v", redirect, rec.Code, rec.Header().Get("Location"), accepted, ok)
+		}
+	}
+	for origin, ok := range map[string]bool{"http://192.0.2.10:8080": true, "http://localhost:3000": true, "http://localhost:3001": false} {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, issuer+"/protocol/openid-connect/token",
+			strings.NewReader("grant_type=refresh_token&client_id=pbench-client&refresh_token=x"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if got := rec.Header().Get("Access-Control-Allow-Origin") == origin; got != ok {
+			t.Errorf("CORS for %s: %v, want %v", origin, got, ok)
+		}
+	}
+
+	both := parse(t, "--dev", "--dev-realm-file", realm, "--dev-user", "bob:pw")
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	var ue *cmdutil.UsageError
+	if _, err := setupDev(t.Context(), both, local, http.NewServeMux()); !errors.As(err, &ue) {
+		t.Errorf("users in the realm file and --dev-user: %v, want a usage error", err)
+	}
+	bad := parse(t, "--dev", "--dev-redirect-uri", "http://a*b/")
+	if _, err := setupDev(t.Context(), bad, local, http.NewServeMux()); !errors.As(err, &ue) {
+		t.Errorf("a bad --dev-redirect-uri: %v, want a usage error", err)
+	}
+	if err := checkDevFlags(parse(t, "--dev-web-origin", "http://localhost:3000")); err == nil {
+		t.Error("--dev-web-origin without --dev was accepted")
 	}
 }
