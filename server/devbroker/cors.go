@@ -78,7 +78,7 @@ func (b *Broker) authorizedParty(token string) string {
 	if len(token) > 16<<10 {
 		return ""
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return ""
 	}

@@ -70,7 +70,7 @@ func (k *refreshKey) jti(token string) (string, bool) {
 	if len(token) > 8<<10 {
 		return "", false
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.HS512})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.HS512})
 	if err != nil {
 		return "", false
 	}

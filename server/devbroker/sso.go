@@ -24,7 +24,10 @@ const (
 // reaches iframes of pages on the same site (another port of the same
 // host).
 func (b *Broker) cookie(name, value, path string, maxAge int, httpOnly bool) *http.Cookie {
-	c := &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: httpOnly, SameSite: http.SameSiteLaxMode}
+	// Secure only over https: the dev broker serves plain http on loopback;
+	// HttpOnly off only for KEYCLOAK_SESSION, which the login status
+	// iframe's script reads (it holds the session id, no secret).
+	c := &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: httpOnly, SameSite: http.SameSiteLaxMode} //nolint:gosec // G124: see above
 	if b.issuer.Scheme == "https" {
 		c.Secure, c.SameSite = true, http.SameSiteNoneMode
 	}

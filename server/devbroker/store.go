@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -242,7 +243,7 @@ func (s *store) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ st
 		Created:      now,
 	}
 	if req.MaxAge != nil {
-		maxAge := time.Duration(*req.MaxAge) * time.Second
+		maxAge := time.Duration(min(*req.MaxAge, uint(math.MaxInt32))) * time.Second
 		g.MaxAge = &maxAge
 	}
 	if req.CodeChallenge != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
 )
 
@@ -253,17 +254,7 @@ func kcBrowser(t *testing.T, chromium string) context.Context {
 	// Without UserDataDir, chromedp gives the browser a fresh profile
 	// directory and removes it once the browser has exited.
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root in a container
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
+		append(testutil.ChromiumFlags(), chromedp.ExecPath(chromium))...)
 	browser, cancelCtx := chromedp.NewContext(alloc)
 	ctx, cancelTimeout := context.WithTimeout(browser, 2*time.Minute)
 	t.Cleanup(func() {
