@@ -71,16 +71,26 @@ type page struct {
 
 func (b *Broker) render(w http.ResponseWriter, status int, p page) {
 	p.Realm = b.realm
+	b.writeHTML(w, status, pageTemplate, p, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+}
+
+// writeHTML renders t with data and answers it with the given
+// Content-Security-Policy. A policy without frame-ancestors is for a page
+// meant to be framed (keycloak-js's iframes); every other page also gets
+// X-Frame-Options DENY.
+func (b *Broker) writeHTML(w http.ResponseWriter, status int, t *template.Template, data any, csp string) {
 	var buf strings.Builder
-	if err := pageTemplate.Execute(&buf, p); err != nil {
-		b.log.Error("render page", "err", err)
+	if err := t.Execute(&buf, data); err != nil {
+		b.log.Error("render page", "page", t.Name(), "err", err)
 		http.Error(w, "cannot render page", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", csp)
+	if strings.Contains(csp, "frame-ancestors 'none'") {
+		h.Set("X-Frame-Options", "DENY")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(buf.String()))

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"html/template"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -119,17 +118,7 @@ type iframePage struct {
 
 func (b *Broker) renderIframe(w http.ResponseWriter, p iframePage) {
 	p.Nonce = rand.Text()
-	var buf strings.Builder
-	if err := iframeTemplate.Execute(&buf, p); err != nil {
-		b.log.Error("render iframe", "err", err)
-		http.Error(w, "cannot render page", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; connect-src 'self'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write([]byte(buf.String()))
+	b.writeHTML(w, http.StatusOK, iframeTemplate, p, "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; connect-src 'self'")
 }
 
 // thirdPartyStep1 is 3p-cookies/step1.html: it sets a test cookie and sends
