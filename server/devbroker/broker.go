@@ -4,11 +4,15 @@
 //
 // It is built on github.com/zitadel/oidc/v3/pkg/op, which handles the protocol
 // (authorization code with PKCE, refresh, device authorization, revocation,
-// introspection, userinfo, end session, discovery, JWKS); this package adds
-// the storage, the login and device pages, and the Keycloak shapes: addresses
-// under {issuer}/protocol/openid-connect/, the realm info document at the
-// issuer, access token claims (realm_access, resource_access, sid, typ, ...)
-// and token response fields (refresh_expires_in, session_state, ...).
+// introspection, userinfo, discovery, JWKS); this package adds the storage,
+// the login, device and logout pages, and what Keycloak's own clients
+// (keycloak-js, Pbench's Python code) rely on: addresses under
+// {issuer}/protocol/openid-connect/, the realm info document at the issuer,
+// access token claims (realm_access, resource_access, sid, typ, ...), JWT
+// refresh tokens, token response fields (refresh_expires_in, session_state,
+// ...), a browser SSO session with prompt=none, keycloak-js's iframes
+// (3p-cookies, login-status-iframe.html), RP-initiated logout, per-client
+// redirect URI patterns and web origins (CORS), and the password grant.
 //
 // DANGER: it is a development tool. Passwords are compared in plain text,
 // state is lost on restart, and the redirect policy trusts any loopback
