@@ -578,3 +578,34 @@ client:
 		t.Errorf("missing realm file: %v", err)
 	}
 }
+
+// A session ended without the browser (logout with the refresh token) is
+// not resumed by its cookies, which the next authorization request clears.
+func TestEndedSessionCookiesAreCleared(t *testing.T) {
+	tb := newTestBroker(t)
+	browser := browserClient(t, tb)
+	conf := tb.oauth2Config()
+	redirect, err := devbrowser.Login(tb.ctx, browser, conf.AuthCodeURL("st"), "user", "user-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := url.Parse(redirect)
+	tok, err := conf.Exchange(tb.ctx, code.Query().Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, _ := url.Parse(tb.Issuer() + "/")
+	if len(browser.Jar.Cookies(issuer)) != 2 {
+		t.Fatalf("cookies after the login: %v, want KEYCLOAK_IDENTITY and KEYCLOAK_SESSION", browser.Jar.Cookies(issuer))
+	}
+	status, _ := tb.postForm(t, tb.endpoint("logout"), url.Values{"client_id": {clientID}, "refresh_token": {tok.RefreshToken}})
+	if status != http.StatusNoContent {
+		t.Fatalf("logout: %d", status)
+	}
+	if loc := authorize(t, tb, browser, oauth2.SetAuthURLParam("prompt", "none")); !strings.Contains(loc, "error=login_required") {
+		t.Errorf("prompt=none with the cookies of an ended session: %q, want login_required", loc)
+	}
+	if c := browser.Jar.Cookies(issuer); len(c) != 0 {
+		t.Errorf("cookies of the ended session kept: %v", c)
+	}
+}

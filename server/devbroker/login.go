@@ -34,6 +34,9 @@ func (b *Broker) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
+		if _, _, _, active := b.store.browserSession(cookieValue(r, identityCookie)); !active && cookieValue(r, identityCookie) != "" {
+			b.clearSessionCookies(w) // of a session that ended: the login status iframe then says "changed"
+		}
 		if sid, ok := b.ssoSession(r, g); ok {
 			if err := b.store.completeLoginInSession(id, sid); err == nil {
 				b.log.Info("login", "session", "existing", "client", g.ClientID)
