@@ -19,14 +19,17 @@ VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 step() { printf '==> %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
-# npm: keycloak-js for the dev broker's browser test; python3-jwt,
-# python3-requests, python3-cryptography: the test that validates the dev
-# broker's tokens as Pbench's server does (PyJWT, RS256).
-apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests npm python3-jwt python3-cryptography)
+# python3-jwt, python3-requests, python3-cryptography: the test that
+# validates the dev broker's tokens as Pbench's server does (PyJWT, RS256).
+apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests python3-jwt python3-cryptography)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# npm installs keycloak-js for the dev broker's browser test. Debian's npm
+# only when there is no npm at all: a Node.js from elsewhere (NodeSource)
+# brings its own and conflicts with Debian's package.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     step "apt-get install ${missing[*]}"
