@@ -83,6 +83,7 @@ kc.init(opts).then(
     user: kc.tokenParsed ? kc.tokenParsed.preferred_username : "",
     refreshTyp: kc.refreshTokenParsed ? kc.refreshTokenParsed.typ : "",
     refreshExp: kc.refreshTokenParsed ? kc.refreshTokenParsed.exp : 0,
+    statusIframe: !!document.querySelector('iframe[title="keycloak-session-iframe"]'),
   }),
   (err) => show({error: String((err && (err.message || err.error)) || err)}));
 </script>
@@ -96,6 +97,7 @@ type kcResult struct {
 	User          string `json:"user"`
 	RefreshTyp    string `json:"refreshTyp"`
 	RefreshExp    int64  `json:"refreshExp"`
+	StatusIframe  bool   `json:"statusIframe"` // the login status iframe is in use
 	Error         string `json:"error"`
 }
 
@@ -104,7 +106,10 @@ type kcResult struct {
 // 26.x, in headless Chromium against serve --dev, from a page on another
 // origin: log in through the broker's form, call /api/v1/user with the
 // token, updateToken(-1), reload within the session (no form), logout()
-// (the session's refresh token is refused afterwards).
+// (the session's refresh token is refused afterwards). The page is on
+// another port of the same host (same site: the login status iframe sees
+// the session) and, for the dashboard's options, also on another site
+// (keycloak-js falls back to redirects).
 func TestKeycloakJS(t *testing.T) {
 	if os.Getenv("PBENCH_AUTH_TEST_CHROMIUM") != "1" {
 		t.Skip("set PBENCH_AUTH_TEST_CHROMIUM=1 to run keycloak-js in Chromium")
@@ -136,7 +141,13 @@ func TestKeycloakJS(t *testing.T) {
 	app := httptest.NewServer(pages)
 	t.Cleanup(app.Close)
 
-	base, issuer, _ := startDev(t, "--dev-web-origin", app.URL, "--dev-redirect-uri", app.URL+"/app/*")
+	// The same page named localhost is on another site than serve
+	// (127.0.0.1): over plain http the broker's cookies do not reach its
+	// iframes, keycloak-js's third-party cookie check says "unsupported",
+	// and it falls back to redirects.
+	otherSite := strings.Replace(app.URL, "127.0.0.1", "localhost", 1)
+	base, issuer, _ := startDev(t, "--dev-web-origin", app.URL, "--dev-redirect-uri", app.URL+"/app/*",
+		"--dev-web-origin", otherSite)
 	serverBase = base
 	// What Pbench's dashboard reads to configure keycloak-js.
 	var ep struct {
@@ -153,6 +164,9 @@ func TestKeycloakJS(t *testing.T) {
 				kcScenario(t, chromium, app.URL+"/app/"+version+"?mode="+mode, base, issuer)
 			})
 		}
+		t.Run(version+"/dashboard-other-site", func(t *testing.T) {
+			kcScenario(t, chromium, otherSite+"/app/"+version+"?mode=dashboard", base, issuer)
+		})
 	}
 }
 
@@ -186,6 +200,12 @@ func kcScenario(t *testing.T, chromium, page, base, issuer string) {
 	res := kcStatus(t, ctx, "load-1")
 	if !res.Authenticated || res.Error != "" || res.User != "admin" || res.SID == "" {
 		t.Fatalf("after the login: %+v, want admin authenticated with a session", res)
+	}
+	// The session is watched by the login status iframe (keycloak-js's
+	// default) when the broker's cookies reach it (same site), not
+	// otherwise.
+	if wantIframe := strings.HasPrefix(page, "http://127.0.0.1:"); res.StatusIframe != wantIframe {
+		t.Errorf("login status iframe in use: %v, want %v", res.StatusIframe, wantIframe)
 	}
 	if res.RefreshTyp != "Refresh" || res.RefreshExp <= time.Now().Unix() {
 		t.Errorf("refreshTokenParsed: typ %q, exp %d; want a Refresh token with an exp ahead", res.RefreshTyp, res.RefreshExp)
