@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 // TestCORSInChromium: a page on another origin calls /api/v1/user with
@@ -54,18 +56,7 @@ func TestCORSInChromium(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(profile) })
 	alloc, cancel := chromedp.NewExecAllocator(t.Context(),
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(profile),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root in a container
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
+		append(testutil.ChromiumFlags(), chromedp.ExecPath(chromium), chromedp.UserDataDir(profile))...)
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
