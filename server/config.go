@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,15 @@ type Config struct {
 	TLSKey  string `yaml:"tls-key"`
 	// LogFormat is "text" (default) or "json".
 	LogFormat string `yaml:"log-format"`
+	// Dashboard makes `serve` host the browser dashboard at /dashboard/
+	// (package server/dashboard) and redirect / there unless Upstream is
+	// set. Default true in `serve`; the Server type itself never serves it.
+	Dashboard bool `yaml:"dashboard"`
+	// DashboardScope is the scope the dashboard requests at the broker.
+	// Default "openid profile email"; Dex issues refresh tokens only with
+	// offline_access. DANGER: with Keycloak, offline_access gives the browser
+	// an offline token that outlives the logout.
+	DashboardScope string `yaml:"dashboard-scope"`
 
 	// Issuer is the broker's OpenID issuer URL, compared exactly with each
 	// token's "iss" (Keycloak: <server>/realms/<realm>). Required. It must be
@@ -141,6 +151,7 @@ func DefaultConfig() Config {
 		LogFormat: "text",
 		ClientID:  "pbench-client",
 		Leeway:    30 * time.Second,
+		Dashboard: true,
 	}
 }
 
@@ -162,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.ClientID) != c.ClientID || c.ClientID == "" {
 		add("client-id %q: must be non-empty, without surrounding spaces", c.ClientID)
+	}
+	if c.DashboardScope != "" && !slices.Contains(strings.Fields(c.DashboardScope), "openid") {
+		add("dashboard-scope %q: must contain openid (the dashboard logs in with OpenID Connect)", c.DashboardScope)
 	}
 	for _, a := range c.Audiences {
 		if strings.TrimSpace(a) == "" {

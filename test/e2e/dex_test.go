@@ -52,7 +52,13 @@ func startDex(t *testing.T, name, addr string, sessions bool, config map[string]
 	issuer := "http://" + addr + "/dex"
 	config["issuer"] = issuer
 	config["storage"] = map[string]any{"type": "memory"}
-	config["web"] = map[string]any{"http": addr}
+	web := map[string]any{"http": addr}
+	if extra, ok := config["web"].(map[string]any); ok {
+		for k, v := range extra {
+			web[k] = v
+		}
+	}
+	config["web"] = web
 	config["logger"] = map[string]any{"level": "debug"}
 	b, err := json.MarshalIndent(config, "", "  ")
 	if err != nil {
@@ -72,7 +78,12 @@ func startDex(t *testing.T, name, addr string, sessions bool, config map[string]
 // its oidc connector, with the public client pbench-client). The broker's
 // access tokens live 30 s, within session's minimum refresh margin, so every
 // `call` refreshes them through both Dex instances first.
-func startDexPair(t *testing.T) (broker string) {
+//
+// With a dashboardOrigin (scheme://host:port of serve), pbench-client is
+// registered as a browser application instead: the dashboard's redirect URI
+// (Dex then accepts no other, loopback included) and the origin allowed to
+// call Dex's token endpoint (CORS, web.allowedOrigins).
+func startDexPair(t *testing.T, dashboardOrigin string) (broker string) {
 	t.Helper()
 	idpAddr, brokerAddr := testutil.ReserveAddr(t), testutil.ReserveAddr(t)
 	brokerCallback := "http://" + brokerAddr + "/dex/callback"
@@ -95,7 +106,21 @@ func startDexPair(t *testing.T) (broker string) {
 		}},
 	})
 
+	client := map[string]any{
+		// Public, with no redirect URIs: Dex then accepts any loopback
+		// redirect, whatever port the CLI listens on. Its refresh tokens
+		// end with the broker session (Dex cannot revoke them otherwise),
+		// which `logout --browser` ends.
+		"id": "pbench-client", "name": "Pbench", "public": true,
+		"refreshTokenLifetime": "session",
+	}
+	web := map[string]any{}
+	if dashboardOrigin != "" {
+		client["redirectURIs"] = []string{dashboardOrigin + "/dashboard/"}
+		web["allowedOrigins"] = []string{dashboardOrigin}
+	}
 	return startDex(t, "dex-broker", brokerAddr, true, map[string]any{
+		"web":              web,
 		// The broker asks the user to approve, and offers two ways in (its
 		// own password database and the upstream IdP), like a Keycloak realm
 		// with an identity provider: the browser has to pick the upstream.
@@ -113,13 +138,6 @@ func startDexPair(t *testing.T) (broker string) {
 				"scopes":      []string{"openid", "profile", "email", "offline_access"},
 			},
 		}},
-		"staticClients": []map[string]any{{
-			// Public, with no redirect URIs: Dex then accepts any loopback
-			// redirect, whatever port the CLI listens on. Its refresh tokens
-			// end with the broker session (Dex cannot revoke them otherwise),
-			// which `logout --browser` ends.
-			"id": "pbench-client", "name": "Pbench", "public": true,
-			"refreshTokenLifetime": "session",
-		}},
+		"staticClients": []map[string]any{client},
 	})
 }

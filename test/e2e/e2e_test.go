@@ -47,7 +47,7 @@ func TestSeedDex(t *testing.T) {
 	bin := prerequisites(t)
 	need(t, executable(dexBinary()), "no Dex at %s: run test/e2e/dex/build.sh, or set PBENCH_AUTH_DEX", dexBinary())
 
-	broker := startDexPair(t)
+	broker := startDexPair(t, "")
 	up := newUpstream(t)
 	addr := testutil.ReserveAddr(t)
 	daemon(t, "serve", nil, bin, "serve", "--listen", addr, "--issuer", broker, "--client-id", "pbench-client", "--audience", "pbench-client",
@@ -132,12 +132,15 @@ func prerequisites(t *testing.T) string {
 }
 
 // upstream stands for the Pbench API behind serve's gateway: it records the
-// identity headers serve forwards.
+// identity headers serve forwards, and answers Pbench's API key endpoints
+// (keys.go) for the user serve names.
 type upstream struct {
 	srv *httptest.Server
 
 	mu        sync.Mutex
 	forwarded []http.Header
+	keys      []pbenchKey
+	lastKeyID int
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -147,6 +150,10 @@ func newUpstream(t *testing.T) *upstream {
 			// Not a Pbench server: no endpoints document of its own, so
 			// serve's gateway publishes serve's (the login's first step).
 			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Path == "/api/v1/key" || strings.HasPrefix(r.URL.Path, "/api/v1/key/") {
+			u.serveKeys(w, r)
 			return
 		}
 		u.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
+	"github.com/distributed-system-analysis/pbench-auth/server/dashboard"
 )
 
 // Options are the parsed flags of `serve`.
@@ -65,6 +67,8 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
   GET /metrics            Prometheus metrics
   /api/v1/...             with --upstream: validated, then proxied with X-Forwarded-User/-Email/-Roles;
                           requests without credentials on --anonymous paths go through without identity
+  GET /dashboard/         a page that logs a person in at the broker and calls this server
+                          (/ redirects there unless --upstream is set; --dashboard=false turns it off)
 
 --require-role compares paths case-insensitively on whole segments, ignoring trailing dots and
 spaces, merged slashes, Unicode compatibility forms and suffixes (/admin.json is /admin); a path
@@ -132,6 +136,8 @@ func addConfigFlags(fl *pflag.FlagSet, c *server.Config) {
 	fl.StringVar(&c.IntrospectionClientSecretFile, "introspection-client-secret-file", "", "file holding that client's secret (keep it 0600; never logged)")
 	fl.DurationVar(&c.IntrospectionCacheTTL, "introspection-cache-ttl", 0, "reuse an introspection answer at most this long: revocation is seen within it (default 60s)")
 	fl.BoolVar(&c.IntrospectAll, "introspect-all", false, "introspect JWTs too, after their signature check: revocation takes effect within --introspection-cache-ttl")
+	fl.BoolVar(&c.Dashboard, "dashboard", c.Dashboard, "host the browser dashboard at /dashboard/ (register <this server>/dashboard/ with the broker, see the operator guide)")
+	fl.StringVar(&c.DashboardScope, "dashboard-scope", "", `the scope the dashboard asks the broker for (default "openid profile email"; Dex needs offline_access for refresh tokens)`)
 }
 
 // config is the defaults, overridden by the --config file, overridden by
@@ -225,6 +231,11 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Dashboard {
+		if err := mountDashboard(mux, cfg); err != nil {
+			return err
+		}
+	}
 	mux.Handle("/", srv.Handler())
 
 	hs := &http.Server{
@@ -248,6 +259,9 @@ func run(ctx context.Context, opts *Options) error {
 		serve = func() error { return hs.ServeTLS(ln, "", "") }
 	}
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s\n", scheme, ln.Addr(), cfg.Issuer)
+	if cfg.Dashboard {
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: dashboard at %s://%s%s\n", scheme, ln.Addr(), dashboard.Path)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
@@ -261,6 +275,26 @@ func run(ctx context.Context, opts *Options) error {
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// mountDashboard serves the browser dashboard at /dashboard/ and, unless an
+// upstream owns the site (gateway mode), redirects / to it.
+func mountDashboard(mux *http.ServeMux, cfg server.Config) error {
+	paths := []string{"/api/v1/user"}
+	for _, rule := range cfg.RequireRoles {
+		if prefix, _, ok := strings.Cut(rule, "="); ok && !slices.Contains(paths, prefix) {
+			paths = append(paths, prefix)
+		}
+	}
+	h, err := dashboard.Handler(dashboard.Options{Issuer: cfg.Issuer, Scope: cfg.DashboardScope, Paths: paths})
+	if err != nil {
+		return cmdutil.Usagef("%w", err)
+	}
+	mux.Handle(dashboard.Path, h)
+	if cfg.Upstream == "" {
+		mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Path, http.StatusFound))
 	}
 	return nil
 }
