@@ -4,7 +4,7 @@ ifeq ($(GOTOOLCHAIN),local)
 export GOTOOLCHAIN := auto
 endif
 
-.PHONY: test deps check build demo generate bench fuzz
+.PHONY: test deps check build demo generate bench fuzz vendor-oidc-client-ts dashboard-screenshot
 
 ## test: install what the tests need (apt when root, tools, Dex), then run every test.
 test: deps check
@@ -35,3 +35,12 @@ fuzz:
 ## then prints figures, ratios and PASS/FAIL per target from one run (see docs/performance.md).
 bench:
 	bench/run.sh
+
+## vendor-oidc-client-ts: vendor oidc-client-ts's browser build for the dashboard again from npm, checked
+## against the registry's integrity; V=3.x.y moves to another exact version. CI checks the file matches the pin.
+vendor-oidc-client-ts:
+	scripts/vendor-oidc-client-ts.sh $(V)
+
+## dashboard-screenshot: regenerate docs/dashboard.png (the logged-in dashboard on serve --dev, in Chromium).
+dashboard-screenshot:
+	scripts/dashboard-screenshot.sh

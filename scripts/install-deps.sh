@@ -26,7 +26,8 @@ missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-# npm installs keycloak-js for the dev broker's browser test. Debian's npm
+# npm installs keycloak-js for the dev broker's browser test and checks the
+# dashboard's vendored oidc-client-ts against the registry. Debian's npm
 # only when there is no npm at all: a Node.js from elsewhere (NodeSource)
 # brings its own and conflicts with Debian's package.
 command -v npm >/dev/null || missing+=(npm)

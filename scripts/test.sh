@@ -30,6 +30,9 @@ golangci-lint run --allow-parallel-runners ./...
 step "generated files are fresh (completions, docs)"
 scripts/generate.sh --check
 
+step "the dashboard's vendored oidc-client-ts is the pinned npm release"
+scripts/vendor-oidc-client-ts.sh --check
+
 step "goreleaser: check the configuration, snapshot build of this platform"
 goreleaser check
 # goreleaser reads the remote's URL; a clone without a remote (a local copy,

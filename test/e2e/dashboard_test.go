@@ -234,6 +234,35 @@ func TestDashboardBrokerUnreachable(t *testing.T) {
 	p.wantMessage("cannot be reached")
 	p.noLocalStorage()
 	p.noConsoleErrors()
+
+	// The control: an inline script is refused by the page's CSP, and the
+	// refusal is seen as a console problem.
+	p.run("inject an inline script", chromedp.Evaluate(
+		`(() => { const s = document.createElement("script"); s.textContent = "window.injected = true"; document.body.append(s); return true; })()`, nil))
+	var injected bool
+	p.run("read window.injected", chromedp.Evaluate(`window.injected === true`, &injected))
+	if injected {
+		t.Error("an inline script ran: the CSP does not hold")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !p.reported("Content Security Policy") {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused inline script was not reported on the console: the console check sees nothing")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// reported says whether a console problem mentions part.
+func (p *dashboard) reported(part string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, problem := range p.problems {
+		if strings.Contains(problem, part) {
+			return true
+		}
+	}
+	return false
 }
 
 // ---------------------------------------------------------------------------

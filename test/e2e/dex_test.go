@@ -120,7 +120,7 @@ func startDexPair(t *testing.T, dashboardOrigin string) (broker string) {
 		web["allowedOrigins"] = []string{dashboardOrigin}
 	}
 	return startDex(t, "dex-broker", brokerAddr, true, map[string]any{
-		"web":              web,
+		"web": web,
 		// The broker asks the user to approve, and offers two ways in (its
 		// own password database and the upstream IdP), like a Keycloak realm
 		// with an identity provider: the browser has to pick the upstream.

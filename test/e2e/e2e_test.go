@@ -356,20 +356,5 @@ func noTokenOnDisk(t *testing.T, dir, secret string) {
 // would, and returns the HTTP status and the OAuth error code, if any.
 func refreshGrant(t *testing.T, ts *tokenstore.TokenSet) (int, string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ts.RefreshToken}, "client_id": {ts.ClientID}}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.TokenEndpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("refresh grant at %s: %v", ts.TokenEndpoint, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var answer struct {
-		Error string `json:"error"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&answer)
-	return resp.StatusCode, answer.Error
+	return refreshAt(t, ts.TokenEndpoint, ts.ClientID, ts.RefreshToken)
 }

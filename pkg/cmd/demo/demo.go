@@ -60,6 +60,9 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
   5. log in as "admin" and call /api/v1/admin/datasets (200);
   6. log out (revoke at the broker, delete the tokens).
 
+To watch the same sequence in a browser, run "pbench-auth serve --dev" and open
+its dashboard, http://127.0.0.1:8080/dashboard/.
+
 Each step's trace (-v, tokens redacted) is printed as it happens. The exit
 status is 0 only if every step answered as the seed says. The demo's tokens
 are deleted from the token store at the end, whatever happens.`,
@@ -138,6 +141,8 @@ func run(ctx context.Context, opts *Options) error {
 		d.say("ok")
 	}
 	d.section("every step answered as the seed says")
+	d.say("to watch the same sequence in a browser: pbench-auth serve --dev --listen 127.0.0.1:8080,")
+	d.say("then open http://127.0.0.1:8080/dashboard/ and log in as admin/admin or user/user")
 	return nil
 }
 

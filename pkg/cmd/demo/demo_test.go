@@ -43,6 +43,7 @@ func TestDemo(t *testing.T) {
 		"* id_token verified",
 		"logged out of http://127.0.0.1:",
 		"every step answered as the seed says",
+		"http://127.0.0.1:8080/dashboard/", // where a person can watch it in a browser
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q", want)

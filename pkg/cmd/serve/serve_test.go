@@ -363,3 +363,78 @@ func TestServeTLS(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDashboard: serve hosts the dashboard at /dashboard/ and redirects /
+// there, unless an upstream owns the site (gateway mode) or --dashboard=false.
+func TestDashboard(t *testing.T) {
+	issuer := startBroker(t)
+	upstream := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(upstream.Close)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cases := []struct {
+		name          string
+		args          []string
+		wantDashboard bool
+		wantRedirect  bool
+	}{
+		{"default", nil, true, true},
+		{"gateway", []string{"--upstream", upstream.URL}, true, false},
+		{"off", []string{"--dashboard=false"}, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opts := parse(t, append([]string{"--listen", "127.0.0.1:0", "--issuer", issuer,
+				"--require-role", "/api/v1/admin=ADMIN", "--dashboard-scope", "openid offline_access"}, c.args...)...)
+			base, stderr, _ := startServe(t, opts, http.DefaultClient)
+
+			resp, err := noRedirect.Get(base + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if redirected := resp.StatusCode == http.StatusFound && resp.Header.Get("Location") == "/dashboard/"; redirected != c.wantRedirect {
+				t.Errorf("GET / answered %d Location %q, want a redirect to /dashboard/: %t", resp.StatusCode, resp.Header.Get("Location"), c.wantRedirect)
+			}
+
+			resp, err = http.Get(base + "/dashboard/config.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			if (resp.StatusCode == http.StatusOK) != c.wantDashboard {
+				t.Fatalf("GET /dashboard/config.json answered %d, want the dashboard: %t", resp.StatusCode, c.wantDashboard)
+			}
+			if !c.wantDashboard {
+				if strings.Contains(stderr.String(), "dashboard at") {
+					t.Errorf("start-up names a dashboard it does not serve: %s", stderr)
+				}
+				return
+			}
+			var config struct {
+				Scope string
+				Paths []string
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&config); err != nil {
+				t.Fatal(err)
+			}
+			if config.Scope != "openid offline_access" || !slices.Equal(config.Paths, []string{"/api/v1/user", "/api/v1/admin"}) {
+				t.Errorf("config.json = %+v, want the --dashboard-scope and the --require-role prefixes", config)
+			}
+			if !strings.Contains(stderr.String(), "dashboard at "+base+"/dashboard/") {
+				t.Errorf("start-up does not give the dashboard's address: %s", stderr)
+			}
+		})
+	}
+}
+
+func TestDashboardScopeNeedsOpenID(t *testing.T) {
+	ios, _, _, stderr := cmdutil.Test()
+	cmd := NewCmd(&cmdutil.Factory{IO: ios}, nil)
+	cmd.SetArgs([]string{"--issuer", "https://sso.example.com/realms/pbench", "--dashboard-scope", "profile email", "--check"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	if cmdutil.ExitCode(err) != cmdutil.ExitUsage || !strings.Contains(stderr.String(), "dashboard-scope") {
+		t.Errorf("--check with a scope without openid: %v, %s", err, stderr)
+	}
+}
