@@ -145,14 +145,16 @@ async function start() {
   $("login").disabled = false;
 
   const params = new URLSearchParams(location.search);
+  let justLoggedIn = false;
   if (params.has("code") || params.has("error")) {
-    await finishLogin();
+    justLoggedIn = await finishLogin();
   } else if (sessionStorage.getItem(LOGOUT_FLAG)) {
     await finishLogout(params.has("state"));
   }
   const stored = await mgr.getUser();
   if (stored && !stored.expired) {
     await show(stored);
+    if (justLoggedIn) $("session-h").focus(); // keyboard and screen reader users land on the result
   } else if (stored && stored.refresh_token) {
     await renew("Your access token expired while the page was closed; renewing it");
   } else if (stored) {
@@ -182,9 +184,11 @@ async function finishLogin() {
     const u = await mgr.signinRedirectCallback(location.href);
     clearQuery();
     say("ok", `Logged in as ${u.profile.preferred_username || u.profile.name || u.profile.sub}.`);
+    return true;
   } catch (err) {
     clearQuery();
     say("error", describe(err, "Login"), login);
+    return false;
   }
 }
 
@@ -220,6 +224,11 @@ async function show(u) {
     $("username").textContent = who.json.username || who.json.sub;
     $("email").textContent = who.json.email || "—";
     $("roles").textContent = (who.json.roles || []).join(", ") || "none";
+  } else if (who) {
+    // Logged in at the broker, but this server does not take the token:
+    // most often an audience or client id that does not match serve's.
+    say("error", `You are logged in at the broker, but this server refuses your token (${who.status}: ${messageOf(who)}). ` +
+      "The identity shown is the token's own; ask the operator to check the client id and audience serve expects.");
   }
 }
 
@@ -589,5 +598,10 @@ $("key-done").addEventListener("click", () => {
   $("key-label").focus();
 });
 $("message-close").addEventListener("click", unsay);
+// Back from the broker with the browser's Back button: the page is restored
+// as it was left, with Log in still disabled by the click.
+window.addEventListener("pageshow", (ev) => {
+  if (ev.persisted) $("login").disabled = !mgr;
+});
 
 start().catch((err) => say("error", "The dashboard failed to start: " + err.message, () => location.reload()));
