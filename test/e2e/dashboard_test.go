@@ -613,6 +613,10 @@ func (p *dashboard) apiKeys(up *upstream) {
 		p.t.Errorf("the page shows a key the server did not create: %q", key)
 	}
 	p.waitFor("the key in the list", `[...document.querySelectorAll("#key-rows td:first-child")].some(td => td.textContent === "ci-runner")`)
+	// The default expiry (90 days) reached the server and shows in the list.
+	if exp := p.text("#key-rows td:nth-child(5)"); exp == "never" || exp == "" {
+		p.t.Errorf("the key's expiry shows %q, want the date 90 days from now", exp)
+	}
 	if strings.Contains(p.text("#key-table"), key) {
 		p.t.Error("the list of keys shows the key itself")
 	}

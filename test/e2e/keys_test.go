@@ -18,13 +18,14 @@ type pbenchKey struct {
 	Key      string `json:"key,omitempty"`
 	Username string `json:"username"`
 	Created  string `json:"created"`
+	Expires  string `json:"expires,omitempty"`
 	Prefix   string `json:"prefix"`
 }
 
 // serveKeys answers Pbench's API key endpoints with Pbench's shapes, for
 // the user serve's gateway names in X-Forwarded-User: POST /api/v1/key?label=L
-// (201 with the key), GET /api/v1/key (the user's keys, without the key),
-// DELETE /api/v1/key/{id}.
+// (201 with the key; pbench-auth's expires_in=SECONDS too), GET /api/v1/key
+// (the user's keys, without the key), DELETE /api/v1/key/{id}.
 func (u *upstream) serveKeys(w http.ResponseWriter, r *http.Request) {
 	user := r.Header.Get("X-Forwarded-User")
 	w.Header().Set("Content-Type", "application/json")
@@ -36,6 +37,9 @@ func (u *upstream) serveKeys(w http.ResponseWriter, r *http.Request) {
 		k := pbenchKey{ID: u.lastKeyID, Label: r.URL.Query().Get("label"), Key: "pbench_" + rand.Text(),
 			Username: user, Created: time.Now().UTC().Format(time.RFC3339)}
 		k.Prefix = k.Key[:11]
+		if secs, err := strconv.Atoi(r.URL.Query().Get("expires_in")); err == nil {
+			k.Expires = time.Now().Add(time.Duration(secs) * time.Second).UTC().Format(time.RFC3339)
+		}
 		u.keys = append(u.keys, k)
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(k)

@@ -533,7 +533,9 @@ async function createKey(ev) {
   const label = $("key-label").value.trim();
   if (!label) return;
   $("key-create").disabled = true;
-  const r = await keyRequest("POST", "/api/v1/key?label=" + encodeURIComponent(label));
+  // expires_in is pbench-auth's addition to Pbench's endpoint; Pbench ignores it.
+  const expires = $("key-expires").value;
+  const r = await keyRequest("POST", "/api/v1/key?label=" + encodeURIComponent(label) + (expires ? "&expires_in=" + expires : ""));
   $("key-create").disabled = false;
   if (!r) return;
   if (r.status !== 201 && r.status !== 200) {
