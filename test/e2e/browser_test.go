@@ -47,6 +47,12 @@ func browser(t *testing.T) context.Context {
 	})
 	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(func() {
+		// Close the browser through the protocol first: it then stops its
+		// helper processes and finishes writing its profile before it
+		// exits. Killed instead, its helpers may still be writing into the
+		// profile directory while t.TempDir removes it. The kill remains
+		// for a browser that no longer answers.
+		_ = chromedp.Cancel(ctx)
 		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
