@@ -81,8 +81,9 @@ func startDex(t *testing.T, name, addr string, sessions bool, config map[string]
 //
 // With a dashboardOrigin (scheme://host:port of serve), pbench-client is
 // registered as a browser application instead: the dashboard's redirect URI
-// (Dex then accepts no other, loopback included) and the origin allowed to
-// call Dex's token endpoint (CORS, web.allowedOrigins).
+// (Dex then accepts no other, loopback included) and post-logout redirect
+// URI, and the origin allowed to call Dex's token endpoint (CORS,
+// web.allowedOrigins).
 func startDexPair(t *testing.T, dashboardOrigin string) (broker string) {
 	t.Helper()
 	idpAddr, brokerAddr := testutil.ReserveAddr(t), testutil.ReserveAddr(t)
@@ -117,6 +118,7 @@ func startDexPair(t *testing.T, dashboardOrigin string) (broker string) {
 	web := map[string]any{}
 	if dashboardOrigin != "" {
 		client["redirectURIs"] = []string{dashboardOrigin + "/dashboard/"}
+		client["postLogoutRedirectURIs"] = []string{dashboardOrigin + "/dashboard/"}
 		web["allowedOrigins"] = []string{dashboardOrigin}
 	}
 	return startDex(t, "dex-broker", brokerAddr, true, map[string]any{
