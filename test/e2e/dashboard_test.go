@@ -266,6 +266,8 @@ func (p *dashboard) reported(part string) bool {
 func dashboardPrerequisites(t *testing.T) string {
 	t.Helper()
 	need(t, executable(chromiumPath()), "no Chromium at %s: apt-get install chromium, or set PBENCH_AUTH_CHROMIUM", chromiumPath())
+	_, err := exec.LookPath("curl")
+	need(t, err == nil, "no curl (the API key is used with it): apt-get install curl")
 	bin, err := buildCLI()
 	if err != nil {
 		t.Fatal(err)
@@ -595,7 +597,10 @@ func (p *dashboard) screenshot() {
 	p.t.Logf("wrote %s", out)
 }
 
-// apiKeys creates a key in the page (shown once), lists it, and deletes it.
+// apiKeys creates a key in the page (shown once), uses it with curl, lists
+// it, and deletes it. The key endpoints are serve's own where serve has them
+// (the API-keys issue); otherwise the gateway passes them to the
+// Pbench-shaped upstream, as it would to Pbench's server.
 func (p *dashboard) apiKeys(up *upstream) {
 	p.t.Helper()
 	p.waitFor("the API keys section", `!document.getElementById("keys").hidden`)
@@ -605,8 +610,12 @@ func (p *dashboard) apiKeys(up *upstream) {
 	p.waitFor("the new key", `!document.getElementById("key-new").hidden && document.getElementById("key-value").value !== ""`)
 	var key string
 	p.run("read the key", chromedp.Value(`#key-value`, &key, chromedp.ByQuery))
-	if !up.hasKey(key) {
-		p.t.Errorf("the page shows a key the server did not create: %q", key)
+	servesKeys := !up.hasKey(key)
+	if servesKeys {
+		// serve's own key: it carries the user's identity, to curl too.
+		if code := curlStatus(p.t, p.base+"/api/v1/user", key); code != "200" {
+			p.t.Errorf("curl with the key the page created: %s, want 200", code)
+		}
 	}
 	p.waitFor("the key in the list", `[...document.querySelectorAll("#key-rows td:first-child")].some(td => td.textContent === "ci-runner")`)
 	// The default expiry (90 days) reached the server and shows in the list.
@@ -627,14 +636,31 @@ func (p *dashboard) apiKeys(up *upstream) {
 	}
 	// Two presses: the first only asks for confirmation.
 	p.run("delete, once", chromedp.Click(`#key-rows button.danger`, chromedp.ByQuery))
-	if up.keyCount() != 1 {
+	if !servesKeys && up.keyCount() != 1 {
 		p.t.Error("one press deleted the key")
 	}
 	p.run("delete, twice", chromedp.Click(`#key-rows button.danger`, chromedp.ByQuery))
 	p.waitFor("the empty list", `document.getElementById("key-rows").children.length === 0`)
-	if up.keyCount() != 0 {
+	if servesKeys {
+		if code := curlStatus(p.t, p.base+"/api/v1/user", key); code != "401" {
+			p.t.Errorf("curl with the deleted key: %s, want 401", code)
+		}
+	} else if up.keyCount() != 0 {
 		p.t.Error("the key was not deleted on the server")
 	}
+}
+
+// curlStatus calls u with curl and the key as a Bearer token (given on
+// stdin, not on curl's command line) and returns the HTTP status.
+func curlStatus(t *testing.T, u, key string) string {
+	t.Helper()
+	cmd := exec.Command("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "@-", u)
+	cmd.Stdin = strings.NewReader("Authorization: Bearer " + key + "\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("curl %s: %v", u, err)
+	}
+	return string(out)
 }
 
 // confirmUntil submits, on each page the browser shows, the form f (XPath)
