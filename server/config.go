@@ -134,6 +134,14 @@ type Config struct {
 	// unknown key. Default 10s.
 	MinRefreshInterval time.Duration `yaml:"min-refresh-interval"`
 
+	// Database is where `serve` keeps API keys: an SQLite file path
+	// (default: apikeys.db in serve's state directory) or a postgres:// URL
+	// when several replicas share keys. The server itself reads APIKeys.
+	Database string `yaml:"database"`
+	// APIKeys, when set, accepts API keys as Bearer credentials and serves
+	// /api/v1/key (package server/apikey implements it). Nil: no API keys.
+	APIKeys APIKeys `yaml:"-"`
+
 	// HTTPClient fetches the broker's discovery document and keys. Default:
 	// a client with a 15s timeout trusting the system's CAs and CACert.
 	HTTPClient *http.Client `yaml:"-"`

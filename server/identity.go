@@ -19,6 +19,10 @@ type Identity struct {
 	// for the client id and each configured audience c; sorted, without
 	// duplicates, never nil.
 	Roles []string `json:"roles"`
+	// APIKeyID is the id of the API key the request authenticated with
+	// (the identity is then the key owner's, roles as at the key's
+	// creation); 0 for a broker token.
+	APIKeyID int64 `json:"-"`
 }
 
 // HasRole reports whether the identity has role.

@@ -20,7 +20,11 @@ import (
 //	401 no token, or a token that is malformed, expired or invalid
 //	    (JSON {"message": ...} and an RFC 6750 WWW-Authenticate challenge)
 //	403 a valid token lacking a required role
-//	503 the broker's keys cannot be had (broker unreachable since start-up)
+//	503 the broker's keys cannot be had (broker unreachable since start-up),
+//	    or an API key came while the key database cannot be reached
+//
+// With Config.APIKeys set, an API key in place of the token is accepted too
+// and carries its owner's identity (see APIKeys).
 //
 // The token must come in exactly one "Authorization: Bearer TOKEN" header
 // (the scheme name is matched case-insensitively, RFC 7235 §2.1); a token in
@@ -55,7 +59,7 @@ func (s *Server) authenticatePath(w http.ResponseWriter, r *http.Request, p *req
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		status := http.StatusUnauthorized
-		if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) {
+		if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) || errors.Is(err, ErrAPIKeysUnavailable) {
 			status = http.StatusServiceUnavailable
 		}
 		s.deny(w, status, err)

@@ -112,6 +112,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 //	GET /healthz            alive
 //	GET /readyz             503 until the broker's keys are loaded
 //	GET /metrics            Prometheus
+//	/api/v1/key[/{id}]      with Config.APIKeys: create (POST), list (GET), delete (DELETE) API keys
 //	/api/v1/...             gateway mode only: validated, then proxied upstream
 //
 // Anything else is 404.
@@ -132,6 +133,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/healthz", get(http.HandlerFunc(serveHealthz)))
 	mux.Handle("/readyz", get(http.HandlerFunc(s.serveReadyz)))
 	mux.Handle("/metrics", get(s.metrics.handler()))
+	if keys := s.cfg.APIKeys; keys != nil {
+		h := s.Middleware(keys.Handler())
+		mux.Handle("/api/v1/key", h)
+		mux.Handle("/api/v1/key/", h)
+	}
 	if s.proxy != nil {
 		mux.Handle("/api/v1/", http.HandlerFunc(s.gateway))
 	}

@@ -213,6 +213,9 @@ func decodeSegment(seg string, v any) error {
 // introspect-all, to the broker too); anything else to introspection when
 // it is configured.
 func (s *Server) verify(ctx context.Context, token string) (*Identity, error) {
+	if keys := s.cfg.APIKeys; keys != nil && keys.IsKey(token) {
+		return keys.Authenticate(ctx, token)
+	}
 	in := s.intro
 	if in == nil {
 		return s.verifier.verify(ctx, token)

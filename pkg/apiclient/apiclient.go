@@ -86,6 +86,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
+	if _, ok := t.Sessions.(APIKey); ok {
+		t.trace("401 from %s: the API key was refused (it cannot be refreshed)", t.Profile)
+		return resp, nil
+	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		t.trace("401 from %s: the request body cannot be sent again, so no retry", t.Profile)
 		return resp, nil

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/apiclient"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/config"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -120,4 +122,22 @@ func SessionError(err error) error {
 		return WithExitCode(ExitNetwork, err)
 	}
 	return err
+}
+
+// APIKey is the API key in $PBENCH_API_KEY (surrounding spaces removed), or
+// "". When set, commands that call the server send it instead of the
+// profile's token.
+func (f *Factory) APIKey() string {
+	return strings.TrimSpace(f.Getenv(apiclient.EnvAPIKey))
+}
+
+// Credentials returns what authenticates requests to the server: the API
+// key of $PBENCH_API_KEY when set, else the sessions of the token store of
+// kind (see Sessions).
+func (f *Factory) Credentials(kind string) (apiclient.Sessions, error) {
+	if key := f.APIKey(); key != "" {
+		f.Tracef("using the API key in %s (%s)", apiclient.EnvAPIKey, Redact(key))
+		return apiclient.APIKey(key), nil
+	}
+	return f.Sessions(kind)
 }

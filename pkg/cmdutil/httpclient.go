@@ -41,6 +41,7 @@ type TLSFlags struct {
 // subcommands are added.
 func AddTLSFlags(root *cobra.Command, f *Factory) {
 	for _, c := range root.Commands() {
+		AddTLSFlags(c, f) // subcommands, e.g. key create
 		fl := c.Flags()
 		if fl.Lookup("server") == nil || fl.Lookup("ca-cert") != nil {
 			continue

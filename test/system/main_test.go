@@ -110,7 +110,10 @@ type proc = testutil.Process
 // the test, and its output logged if the test failed.
 func startServe(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	return testutil.StartProcess(t, name, exec.Command(bin, append([]string{"serve"}, args...)...)) // #nosec G204 -- the binary under test
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...) // #nosec G204 -- the binary under test
+	// serve's default API key database is in its state directory: the test's own.
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	return testutil.StartProcess(t, name, cmd)
 }
 
 // startBroker runs `serve --dev` on addr with the signing key in keyFile.
@@ -173,6 +176,12 @@ func expectStatus(u, token string, want int) error {
 // the access token.
 func brokerToken(t *testing.T, issuer string) string {
 	t.Helper()
+	return brokerTokenAs(t, issuer, "user", "user")
+}
+
+// brokerTokenAs is brokerToken for the broker's user name with password.
+func brokerTokenAs(t *testing.T, issuer, name, password string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var doc struct {
@@ -190,7 +199,7 @@ func brokerToken(t *testing.T, issuer string) string {
 		Scopes:      []string{"openid", "profile", "email"},
 	}
 	verifier := oauth2.GenerateVerifier()
-	redirect, err := devbrowser.Login(ctx, http.DefaultClient, conf.AuthCodeURL(rand.Text(), oauth2.S256ChallengeOption(verifier)), "user", "user")
+	redirect, err := devbrowser.Login(ctx, http.DefaultClient, conf.AuthCodeURL(rand.Text(), oauth2.S256ChallengeOption(verifier)), name, password)
 	if err != nil {
 		t.Fatalf("log in at the broker: %v", err)
 	}

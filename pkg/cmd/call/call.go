@@ -30,7 +30,9 @@ type Options struct {
 	HTTPClient func(profile string) (*http.Client, error)
 	Server     func(flag string) (string, error)
 	Sessions   func(kind, profile string) (*session.Manager, error)
-	Trace      func(format string, args ...any)
+	// APIKey is $PBENCH_API_KEY: when set, it is sent instead of the token.
+	APIKey func() string
+	Trace  func(format string, args ...any)
 
 	Flags     cmdutil.ClientFlags
 	Target    string   // PATH or URL
@@ -43,13 +45,16 @@ type Options struct {
 
 // NewCmd builds `call`. runF replaces the behaviour in tests.
 func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, HTTPClient: f.HTTPClient, Server: f.Server, Sessions: f.Sessions, Trace: f.Tracef}
+	opts := &Options{IO: f.IO, HTTPClient: f.HTTPClient, Server: f.Server, Sessions: f.Sessions, APIKey: f.APIKey, Trace: f.Tracef}
 	cmd := &cobra.Command{
 		Use:   "call [flags] PATH|URL",
 		Short: "Call the Pbench server's API with your token",
 		Long: `Send one request to the Pbench server with the profile's access token, refreshed
 first when it is about to expire, and print the response body on stdout:
 unchanged when stdout is not a terminal, JSON pretty-printed when it is.
+
+With $PBENCH_API_KEY set, that API key is sent instead (no login needed; a
+401 is then final, as a key cannot be refreshed).
 
 PATH is relative to the server (/api/v1/datasets?mine=true). A full URL must
 have the server's scheme, host and port: the token is never sent anywhere else,
@@ -103,7 +108,14 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if !opts.Anonymous {
+	switch key := apiKey(opts); {
+	case opts.Anonymous:
+	case key != "":
+		if opts.Trace != nil {
+			opts.Trace("sending the API key in %s (%s), not the profile's token", apiclient.EnvAPIKey, cmdutil.Redact(key))
+		}
+		hc = apiclient.NewClient(hc, apiclient.APIKey(key), profile, opts.Trace)
+	default:
 		m, err := opts.Sessions(opts.Flags.TokenStore, profile)
 		if err != nil {
 			return err
@@ -149,6 +161,13 @@ func run(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("read the response of %s %s: %w", method, target.Redacted(), err)
 	}
 	return statusError(method, target, resp)
+}
+
+func apiKey(opts *Options) string {
+	if opts.APIKey == nil {
+		return ""
+	}
+	return opts.APIKey()
 }
 
 // resolve turns the PATH|URL argument into the request URL and the profile

@@ -10,6 +10,7 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/call"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/demo"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/doctor"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/key"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/login"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/logout"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmd/serve"
@@ -27,6 +28,7 @@ func NewCmd(f *cmdutil.Factory) *cobra.Command {
 		Long: `pbench-auth gives Pbench users and operators the whole third-party token lifecycle:
 
   client:  login, token, status, call, logout   (tokens kept in the OS keyring, refreshed)
+  keys:    key create, key list, key delete     (API keys for automation: PBENCH_API_KEY)
   server:  serve                                 (publish the client configuration, validate tokens)
 
 Run "pbench-auth serve --dev" for a self-contained server with a development broker.`,
@@ -49,6 +51,7 @@ Run "pbench-auth serve --dev" for a self-contained server with a development bro
 	cmd.AddCommand(status.NewCmd(f, nil))
 	cmd.AddCommand(logout.NewCmd(f, nil))
 	cmd.AddCommand(call.NewCmd(f, nil))
+	cmd.AddCommand(key.NewCmd(f))
 	cmd.AddCommand(serve.NewCmd(f, nil))
 	cmd.AddCommand(doctor.NewCmd(f, nil))
 	cmd.AddCommand(demo.NewCmd(f, nil))

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -25,13 +26,17 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/server"
+	"github.com/distributed-system-analysis/pbench-auth/server/apikey"
 	"github.com/distributed-system-analysis/pbench-auth/server/dashboard"
+	"github.com/distributed-system-analysis/pbench-auth/server/store"
 )
 
 // Options are the parsed flags of `serve`.
 type Options struct {
 	IO     *cmdutil.IOStreams
 	Getenv func(string) string
+	// StateDir is where the default API key database lives (in serve/).
+	StateDir func() string
 
 	// Flags holds the values of the flags; only those the user set override
 	// the configuration file (see config).
@@ -53,7 +58,7 @@ const shutdownTimeout = 10 * time.Second
 
 // NewCmd builds `serve`. runF replaces the behaviour in tests.
 func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Getenv: f.Getenv, Flags: server.DefaultConfig()}
+	opts := &Options{IO: f.IO, Getenv: f.Getenv, StateDir: f.StateDir, Flags: server.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Publish the client configuration and validate the broker's tokens",
@@ -65,6 +70,8 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
   GET /api/v1/user        the identity in the request's Bearer token (401/403 otherwise)
   GET /healthz, /readyz   alive; ready once the broker's signing keys are loaded
   GET /metrics            Prometheus metrics
+  /api/v1/key[/ID]        API keys for automation: POST ?label=L creates one (broker token only),
+                          GET lists them (never the key), DELETE /api/v1/key/ID deletes one
   /api/v1/...             with --upstream: validated, then proxied with X-Forwarded-User/-Email/-Roles;
                           requests without credentials on --anonymous paths go through without identity
   GET /dashboard/         a page that logs a person in at the broker and calls this server
@@ -74,6 +81,14 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 spaces, merged slashes, Unicode compatibility forms and suffixes (/admin.json is /admin); a path
 that servers read in different ways (an encoded slash %2F, a "%" left after decoding, "\", ";", control characters,
 dot segments) is answered 400. See the operator guide.
+
+An API key sent as "Authorization: Bearer KEY" carries its owner's identity (roles as at
+its creation) wherever a token does. Keys are kept as SHA-256 hashes in --database: an
+SQLite file (default $XDG_STATE_HOME/pbench-auth/serve/apikeys.db, 0600; --dev uses a
+temporary one) for one replica, or postgres://USER@HOST/DB shared by several replicas,
+which then refuse a deleted key within a second. Put the password in PGPASSWORD or
+~/.pgpass rather than in the URL, which other users can see in the process list. While the
+database is down, serve still starts and validates tokens; key requests get 503.
 
 Tokens are checked against the broker's published keys (OpenID discovery and JWKS, refreshed
 every 5 minutes and when a token names an unknown key): signature (RS*, PS*, ES*, EdDSA only),
@@ -124,6 +139,8 @@ func addConfigFlags(fl *pflag.FlagSet, c *server.Config) {
 	fl.StringArrayVar(&c.AllowedClients, "allowed-client", nil, "accept only tokens whose azp, when present, is one of these (repeatable; default: the client id)")
 	fl.DurationVar(&c.Leeway, "leeway", c.Leeway, "clock skew tolerated on exp, nbf and iat")
 	fl.StringVar(&c.CACert, "ca-cert", "", "PEM file of CAs to trust, besides the system's, for the broker's TLS")
+	fl.StringVar(&c.Database, "database", "",
+		"where API keys are kept: an SQLite file path, or postgres://USER@HOST/DB for several replicas (default $XDG_STATE_HOME/pbench-auth/serve/apikeys.db; with --dev a temporary file)")
 	fl.StringVar(&c.Upstream, "upstream", "", "gateway mode: proxy every other /api/v1/... request there after validation")
 	fl.StringArrayVar(&c.RequireRoles, "require-role", nil,
 		"PATH_PREFIX=ROLE: requests at or below the path need the role, else 403 (repeatable; every matching rule applies; paths compared as the operator guide says)")
@@ -227,6 +244,13 @@ func run(ctx context.Context, opts *Options) error {
 			return err
 		}
 	}
+	database, cleanup, err := opts.database(cfg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	keys := apikey.New(apikey.Options{Database: database, Logger: logger})
+	cfg.APIKeys = keys
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -236,6 +260,7 @@ func run(ctx context.Context, opts *Options) error {
 			return err
 		}
 	}
+	keys.Start(ctx)
 	mux.Handle("/", srv.Handler())
 
 	hs := &http.Server{
@@ -258,7 +283,8 @@ func run(ctx context.Context, opts *Options) error {
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 		serve = func() error { return hs.ServeTLS(ln, "", "") }
 	}
-	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s\n", scheme, ln.Addr(), cfg.Issuer)
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s, API keys in %s\n",
+		scheme, ln.Addr(), cfg.Issuer, store.Location(database))
 	if cfg.Dashboard {
 		_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: dashboard at %s://%s%s\n", scheme, ln.Addr(), dashboard.Path)
 	}
@@ -297,6 +323,23 @@ func mountDashboard(mux *http.ServeMux, cfg server.Config) error {
 		mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Path, http.StatusFound))
 	}
 	return nil
+}
+
+// database is where API keys are kept: --database, else for --dev a
+// temporary file (removed by cleanup), else apikeys.db in serve's state
+// directory.
+func (opts *Options) database(cfg server.Config) (dsn string, cleanup func(), err error) {
+	switch {
+	case cfg.Database != "":
+		return cfg.Database, func() {}, nil
+	case opts.Dev:
+		dir, err := os.MkdirTemp("", "pbench-auth-dev-")
+		if err != nil {
+			return "", nil, fmt.Errorf("temporary API key database: %w", err)
+		}
+		return filepath.Join(dir, "apikeys.db"), func() { _ = os.RemoveAll(dir) }, nil
+	}
+	return filepath.Join(opts.StateDir(), "serve", "apikeys.db"), func() {}, nil
 }
 
 // validate turns configuration problems into a usage error listing them all.

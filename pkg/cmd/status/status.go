@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/pkg/apiclient"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
@@ -25,6 +27,9 @@ type Options struct {
 	Now      func() time.Time
 	Server   func(flag string) (string, error)
 	Sessions func(kind, profile string) (*session.Manager, error)
+	// APIKey is $PBENCH_API_KEY: when set, status reports on that key.
+	APIKey     func() string
+	HTTPClient func() (*http.Client, error)
 
 	Flags cmdutil.ClientFlags
 	JSON  bool
@@ -32,7 +37,7 @@ type Options struct {
 
 // NewCmd builds `status`. runF replaces the behaviour in tests.
 func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Now: f.Now, Server: f.Server, Sessions: f.Sessions}
+	opts := &Options{IO: f.IO, Now: f.Now, Server: f.Server, Sessions: f.Sessions, APIKey: f.APIKey, HTTPClient: f.HTTPClient}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show who is logged in, until when, and where the tokens are kept",
@@ -40,7 +45,10 @@ func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 refresh tokens, and the token store. The access token is refreshed first if it
 is about to expire, so the answer is the one the next command will get.
 
-Exit codes: 0 logged in, 3 not logged in, 4 session expired (log in again),
+With $PBENCH_API_KEY set, the credential in use is that API key: status says
+so, and shows the identity the server gives it (GET /api/v1/user).
+
+Exit codes: 0 logged in (or the API key accepted), 3 not logged in, 4 session expired (log in again),
 5 broker unreachable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,7 +65,12 @@ Exit codes: 0 logged in, 3 not logged in, 4 session expired (log in again),
 
 // Status is what `status --json` prints.
 type Status struct {
-	Server         string    `json:"server"`
+	Server string `json:"server"`
+	// Credential is what commands send: "token" (from login) or "api-key"
+	// ($PBENCH_API_KEY).
+	Credential string `json:"credential"`
+	// APIKey is the API key's non-secret beginning, when one is in use.
+	APIKey         string    `json:"api_key,omitempty"`
 	LoggedIn       bool      `json:"logged_in"`
 	SessionExpired bool      `json:"session_expired,omitempty"`
 	Error          string    `json:"error,omitempty"`
@@ -80,11 +93,16 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.APIKey != nil {
+		if key := opts.APIKey(); key != "" {
+			return keyStatus(ctx, opts, server, key)
+		}
+	}
 	m, err := opts.Sessions(opts.Flags.TokenStore, server)
 	if err != nil {
 		return err
 	}
-	st := Status{Server: server, Store: m.Store.Kind(), Location: m.Store.Location(server)}
+	st := Status{Server: server, Credential: "token", Store: m.Store.Kind(), Location: m.Store.Location(server)}
 	ts, tokErr := m.Token(ctx, server)
 	if tokErr != nil && !errors.Is(tokErr, session.ErrNotLoggedIn) && !errors.Is(tokErr, tokenstore.ErrKeyringUnavailable) {
 		// Show what is stored even though it cannot be used (not when the
@@ -188,6 +206,11 @@ func printText(w io.Writer, st *Status, now time.Time) error {
 		}
 	}
 	line("server", st.Server)
+	if st.Credential == "api-key" {
+		line("credential", "API key from $"+apiclient.EnvAPIKey+" ("+st.APIKey+"…)")
+	} else {
+		line("credential", "access token from pbench-auth login")
+	}
 	line("issuer", st.Issuer)
 	line("client", st.ClientID)
 	user := st.User
@@ -196,6 +219,10 @@ func printText(w io.Writer, st *Status, now time.Time) error {
 	}
 	line("user", user)
 	line("roles", strings.Join(st.Roles, ", "))
+	if st.Credential == "api-key" {
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	line("access token", expiry(st.AccessExpiry, now, "no expiry given"))
 	switch {
 	case !st.RefreshToken:

@@ -17,6 +17,8 @@ type Options struct {
 	IO       *cmdutil.IOStreams
 	Server   func(flag string) (string, error)
 	Sessions func(kind, profile string) (*session.Manager, error)
+	// APIKey is $PBENCH_API_KEY: when set, it is what token prints.
+	APIKey func() string
 
 	Flags  cmdutil.ClientFlags
 	Header bool
@@ -24,7 +26,7 @@ type Options struct {
 
 // NewCmd builds `token`. runF replaces the behaviour in tests.
 func NewCmd(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO, Server: f.Server, Sessions: f.Sessions}
+	opts := &Options{IO: f.IO, Server: f.Server, Sessions: f.Sessions, APIKey: f.APIKey}
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Print a valid access token (refreshed if needed) on stdout",
@@ -34,6 +36,9 @@ first when it expires within max(30s, 10% of its lifetime).
 The token is a secret: pass it straight to the program that needs it, e.g.
 
   curl -H "$(pbench-auth token --header)" https://pbench.example.com/api/v1/datasets
+
+With $PBENCH_API_KEY set, that API key is printed instead: it is what every
+other command sends to the server then.
 
 Exit codes: 3 not logged in, 4 session expired (log in again), 5 broker unreachable.`,
 		Args: cobra.NoArgs,
@@ -50,6 +55,11 @@ Exit codes: 3 not logged in, 4 session expired (log in again), 5 broker unreacha
 }
 
 func run(ctx context.Context, opts *Options) error {
+	if opts.APIKey != nil {
+		if key := opts.APIKey(); key != "" {
+			return write(opts, key)
+		}
+	}
 	server, err := opts.Server(opts.Flags.Server)
 	if err != nil {
 		return err
@@ -62,10 +72,14 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return cmdutil.SessionError(err)
 	}
+	return write(opts, ts.AccessToken)
+}
+
+func write(opts *Options, token string) (err error) {
 	if opts.Header {
-		_, err = fmt.Fprintf(opts.IO.Out, "Authorization: Bearer %s\n", ts.AccessToken)
+		_, err = fmt.Fprintf(opts.IO.Out, "Authorization: Bearer %s\n", token)
 	} else {
-		_, err = fmt.Fprintln(opts.IO.Out, ts.AccessToken)
+		_, err = fmt.Fprintln(opts.IO.Out, token)
 	}
 	return err
 }
