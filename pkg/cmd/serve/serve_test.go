@@ -284,7 +284,7 @@ func startServe(t *testing.T, opts *Options, client *http.Client) (base string, 
 }
 
 func TestServeAndShutDown(t *testing.T) {
-	opts := &Options{Flags: server.DefaultConfig()}
+	opts := &Options{Flags: server.DefaultConfig(), StateDir: t.TempDir}
 	opts.Flags.Listen = "127.0.0.1:0"
 	opts.Flags.Issuer = startBroker(t)
 	base, stderr, stop := startServe(t, opts, http.DefaultClient)
@@ -343,7 +343,7 @@ func TestServeTLS(t *testing.T) {
 	pool.AddCert(cert)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 
-	opts := &Options{Flags: server.DefaultConfig()}
+	opts := &Options{Flags: server.DefaultConfig(), StateDir: t.TempDir}
 	opts.Flags.Listen = "127.0.0.1:0"
 	opts.Flags.Issuer = startBroker(t)
 	opts.Flags.TLSCert, opts.Flags.TLSKey = certFile, keyFile
