@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distributed-system-analysis/pbench-auth/internal/pgtest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/pgtest"
 	"github.com/distributed-system-analysis/pbench-auth/server/store"
 )
 

@@ -19,8 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/distributed-system-analysis/pbench-auth/internal/pgtest"
-	"github.com/distributed-system-analysis/pbench-auth/pkg/testutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/pgtest"
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
 var listeningOn = regexp.MustCompile(`listening on (https?://[^,\s]+)`)

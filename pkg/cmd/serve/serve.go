@@ -283,8 +283,8 @@ func run(ctx context.Context, opts *Options) error {
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 		serve = func() error { return hs.ServeTLS(ln, "", "") }
 	}
-	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s, API keys in %s\n",
-		scheme, ln.Addr(), cfg.Issuer, store.Location(database))
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: API keys in %s\n", store.Location(database))
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: listening on %s://%s, issuer %s\n", scheme, ln.Addr(), cfg.Issuer)
 	if cfg.Dashboard {
 		_, _ = fmt.Fprintf(opts.IO.ErrOut, "pbench-auth serve: dashboard at %s://%s%s\n", scheme, ln.Addr(), dashboard.Path)
 	}
