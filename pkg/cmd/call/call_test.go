@@ -70,7 +70,7 @@ func TestNewCmdFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			g := *got
-			g.IO, g.HTTPClient, g.Server, g.Sessions, g.Trace = nil, nil, nil, nil, nil
+			g.IO, g.HTTPClient, g.Server, g.Sessions, g.APIKey, g.Trace = nil, nil, nil, nil, nil, nil
 			if fmt.Sprintf("%+v", g) != fmt.Sprintf("%+v", tc.want) {
 				t.Errorf("options\n got %+v\nwant %+v", g, tc.want)
 			}
