@@ -21,7 +21,9 @@ step() { printf '==> %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------
 # python3-jwt, python3-requests, python3-cryptography: the test that
 # validates the dev broker's tokens as Pbench's server does (PyJWT, RS256).
-apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests python3-jwt python3-cryptography)
+# postgresql: the real PostgreSQL of the API key tests (internal/testutil/pgtest runs
+# initdb/pg_ctl itself, as the postgres user, on a Unix socket in a temp dir).
+apt_pkgs=(gnome-keyring libsecret-tools dbus chromium curl wrk python3 python3-requests python3-jwt python3-cryptography postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

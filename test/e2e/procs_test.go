@@ -60,7 +60,9 @@ var buildCLI = sync.OnceValues(func() (string, error) {
 func daemon(t *testing.T, name string, env []string, bin string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...) // #nosec G204 -- binaries the test built or found
-	cmd.Env = append(os.Environ(), env...)
+	// The test's own state directory: serve keeps its default API key
+	// database there.
+	cmd.Env = append(append(os.Environ(), "XDG_STATE_HOME="+t.TempDir()), env...)
 	testutil.StartProcess(t, name, cmd)
 }
 
