@@ -9,6 +9,10 @@
 #   4. go test -bench: first-seen check vs the raw RSA verify, cache hit
 #   5. RSS of serve after 100k distinct tokens (VmHWM, VmRSS)
 #   6. pbench-auth call vs curl, whole-process wall time (hyperfine)
+#   7. API keys (issue 16): a repeated key vs the repeated token (wrk, in the
+#      rounds of 1), and a first-seen key's database lookup on SQLite and on
+#      PostgreSQL (go test -bench ./server/apikey; PostgreSQL from Debian's
+#      postgresql package, started by the benchmark on a Unix socket)
 # Always exits 0 once it has measured (benchmarks inform); 1 if it could not
 # run (a tool missing, a server that did not start).
 #
@@ -136,6 +140,10 @@ for i in $(seq 100); do
 	sleep 0.1
 done
 curl -sf -H @"$work/header" "$serve_url/api/v1/user" >/dev/null || die "serve does not accept the broker's token"
+# An API key of the token's user (in serve --dev's temporary SQLite file), for the repeated-key runs.
+curl -sf -X POST -H @"$work/header" "$serve_url/api/v1/key?label=bench" |
+	/usr/bin/python3 -c 'import json, sys; print("Authorization: Bearer " + json.load(sys.stdin)["key"])' >"$work/keyheader" ||
+	die "serve did not create an API key"
 
 # --- load runs (wrk) -------------------------------------------------------
 # cputicks PID: user + system CPU time of the whole process, in clock ticks.
@@ -167,10 +175,12 @@ health=(BENCH_PATH=/healthz)
 awk '{s = "X-Padding: "; while (length(s) < length($0)) s = s "a"; print s}' "$work/header" >"$work/padding"
 padded=(BENCH_PATH=/healthz BENCH_HEADER_FILE="$work/padding")
 repeated=(BENCH_PATH=/api/v1/user BENCH_HEADER_FILE="$work/header")
+keyed=(BENCH_PATH=/api/v1/user BENCH_HEADER_FILE="$work/keyheader")
 
 say "bench: warm-up"
 wrkrun warmup "$serve_url" 2s "${health[@]}"
 wrkrun warmup "$serve_url" 2s "${repeated[@]}"
+wrkrun warmup "$serve_url" 2s "${keyed[@]}"
 wrkrun warmup "$anchor_url" 2s "${repeated[@]}"
 : >"$results"
 
@@ -185,6 +195,14 @@ for r in $(seq "$rounds"); do
 	else
 		wrkrun repeated "$serve_url" "$duration" "${repeated[@]}"
 		wrkrun healthz "$serve_url" "$duration" "${health[@]}"
+	fi
+	# The repeated key right next to a repeated-token run, alternating too.
+	if [ $((r % 2)) -eq 1 ]; then
+		wrkrun repeated-key "$serve_url" "$duration" "${keyed[@]}"
+		wrkrun repeated-tok "$serve_url" "$duration" "${repeated[@]}"
+	else
+		wrkrun repeated-tok "$serve_url" "$duration" "${repeated[@]}"
+		wrkrun repeated-key "$serve_url" "$duration" "${keyed[@]}"
 	fi
 	wrkrun healthz-padded "$serve_url" "$duration" "${padded[@]}"
 	wrkrun anchor "$anchor_url" "$duration" "${repeated[@]}"
@@ -215,6 +233,19 @@ for r in $(seq "$rounds"); do
 	}
 	grep '^Benchmark' "$work/gobench" | sed 's/^/  /' >&2
 	awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print "gobench", $1, "ns_op=" $3}' "$work/gobench" >>"$results"
+done
+
+# --- API keys: first-seen lookup (go test -bench) ------------------------------
+say "bench: go test -bench 'FirstSeenKey|RepeatedKey' ./server/apikey (SQLite file, PostgreSQL), $rounds rounds"
+go test -c -o "$work/apikey.test" ./server/apikey
+for r in $(seq "$rounds"); do
+	(cd server/apikey && "${server_pin[@]}" "$work/apikey.test" -test.run '^$' -test.cpu 1 -test.benchtime 2000x \
+		-test.bench 'FirstSeenKey|RepeatedKey') >"$work/gobench-keys" || {
+		cat "$work/gobench-keys" >&2
+		die "go test -bench ./server/apikey failed"
+	}
+	grep '^Benchmark' "$work/gobench-keys" | sed 's/^/  /' >&2
+	awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print "gobench", $1, "ns_op=" $3}' "$work/gobench-keys" >>"$results"
 done
 
 # --- call vs curl --------------------------------------------------------------
