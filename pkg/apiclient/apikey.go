@@ -10,7 +10,7 @@ import (
 // EnvAPIKey names the environment variable whose API key, when set, every
 // command that calls the server sends instead of the profile's token (as gh
 // does with GH_TOKEN): automation needs no login.
-const EnvAPIKey = "PBENCH_API_KEY"
+const EnvAPIKey = "PBENCH_API_KEY" // #nosec G101 -- the variable's name, not a credential
 
 // APIKey is Sessions for an API key: its "token" never changes and cannot
 // be refreshed, so a 401 is handed back as it is.

@@ -74,10 +74,13 @@ func wellFormed(key string) bool {
 		return false
 	}
 	for i := len(Prefix); i < len(key); i++ {
-		c := key[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !isBase64URL(key[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func isBase64URL(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }

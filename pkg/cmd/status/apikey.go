@@ -19,9 +19,9 @@ const shownKeyChars = 11
 // keyStatus reports on the API key of $PBENCH_API_KEY: the server is asked
 // who it is (GET /api/v1/user), so a deleted or expired key shows at once.
 func keyStatus(ctx context.Context, opts *Options, server, key string) error {
-	st := Status{Server: server, Credential: "api-key", APIKey: key[:min(len(key), shownKeyChars)]}
+	st := Status{Server: server, Credential: "api-key", KeyPrefix: key[:min(len(key), shownKeyChars)]}
 	if len(key) <= shownKeyChars {
-		st.APIKey = "(too short to be a key)"
+		st.KeyPrefix = "(too short to be a key)"
 	}
 	idErr := whoIs(ctx, opts, server, key, &st)
 	if idErr != nil {

@@ -69,8 +69,8 @@ type Status struct {
 	// Credential is what commands send: "token" (from login) or "api-key"
 	// ($PBENCH_API_KEY).
 	Credential string `json:"credential"`
-	// APIKey is the API key's non-secret beginning, when one is in use.
-	APIKey         string    `json:"api_key,omitempty"`
+	// KeyPrefix is the API key's non-secret beginning, when one is in use.
+	KeyPrefix      string    `json:"api_key_prefix,omitempty"`
 	LoggedIn       bool      `json:"logged_in"`
 	SessionExpired bool      `json:"session_expired,omitempty"`
 	Error          string    `json:"error,omitempty"`
@@ -207,7 +207,7 @@ func printText(w io.Writer, st *Status, now time.Time) error {
 	}
 	line("server", st.Server)
 	if st.Credential == "api-key" {
-		line("credential", "API key from $"+apiclient.EnvAPIKey+" ("+st.APIKey+"…)")
+		line("credential", "API key from $"+apiclient.EnvAPIKey+" ("+st.KeyPrefix+"…)")
 	} else {
 		line("credential", "access token from pbench-auth login")
 	}
