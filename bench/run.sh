@@ -220,33 +220,29 @@ if [ "$used" -lt "$ntokens" ]; then
 fi
 echo "rss serve tokens=$ntokens hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$serve_pid/status") rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$serve_pid/status")" >>"$results"
 
-# --- per-token check (go test -bench) ---------------------------------------
-# The server package's benchmarks, compiled once and run in rounds (each
-# round runs the three back to back), on the server's core, one goroutine.
-say "bench: go test -bench 'VerifyFirstSeen|VerifyCached|RSAFloor|Handler' ./server, $rounds rounds"
-go test -c -o "$work/server.test" ./server
-for r in $(seq "$rounds"); do
-	(cd server && "${server_pin[@]}" "$work/server.test" -test.run '^$' -test.cpu 1 -test.benchtime 500ms \
-		-test.bench 'VerifyFirstSeen|VerifyCached|RSAFloor|Handler') >"$work/gobench" || {
-		cat "$work/gobench" >&2
-		die "go test -bench failed"
-	}
-	grep '^Benchmark' "$work/gobench" | sed 's/^/  /' >&2
-	awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print "gobench", $1, "ns_op=" $3}' "$work/gobench" >>"$results"
-done
-
-# --- API keys: first-seen lookup (go test -bench) ------------------------------
-say "bench: go test -bench 'FirstSeenKey|RepeatedKey' ./server/apikey (SQLite file, PostgreSQL), $rounds rounds"
-go test -c -o "$work/apikey.test" ./server/apikey
-for r in $(seq "$rounds"); do
-	(cd server/apikey && "${server_pin[@]}" "$work/apikey.test" -test.run '^$' -test.cpu 1 -test.benchtime 2000x \
-		-test.bench 'FirstSeenKey|RepeatedKey') >"$work/gobench-keys" || {
-		cat "$work/gobench-keys" >&2
-		die "go test -bench ./server/apikey failed"
-	}
-	grep '^Benchmark' "$work/gobench-keys" | sed 's/^/  /' >&2
-	awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print "gobench", $1, "ns_op=" $3}' "$work/gobench-keys" >>"$results"
-done
+# --- per-token and per-key checks (go test -bench) ---------------------------
+# gobench DIR BENCHTIME PATTERN: the package's benchmarks, compiled once and
+# run in rounds (each round runs them back to back), on the server's core,
+# one goroutine.
+gobench() {
+	local dir=$1 benchtime=$2 pattern=$3 name r
+	name=$(basename "$dir")
+	say "bench: go test -bench '$pattern' ./$dir, $rounds rounds"
+	go test -c -o "$work/$name.test" "./$dir"
+	for r in $(seq "$rounds"); do
+		(cd "$dir" && "${server_pin[@]}" "$work/$name.test" -test.run '^$' -test.cpu 1 -test.benchtime "$benchtime" \
+			-test.bench "$pattern") >"$work/gobench" || {
+			cat "$work/gobench" >&2
+			die "go test -bench ./$dir failed"
+		}
+		grep '^Benchmark' "$work/gobench" | sed 's/^/  /' >&2
+		awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print "gobench", $1, "ns_op=" $3}' "$work/gobench" >>"$results"
+	done
+}
+gobench server 500ms 'VerifyFirstSeen|VerifyCached|RSAFloor|Handler'
+# API keys: a first-seen key's lookup by hash on an SQLite file and on a
+# PostgreSQL the benchmark starts (Debian's postgresql), and a cached key.
+gobench server/apikey 2000x 'FirstSeenKey|RepeatedKey'
 
 # --- call vs curl --------------------------------------------------------------
 say "bench: pbench-auth call vs curl, $BENCH_CALL_RUNS runs each ($store store)"

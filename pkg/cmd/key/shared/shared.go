@@ -13,6 +13,7 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/apiclient"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
+	"github.com/distributed-system-analysis/pbench-auth/server/apikey"
 )
 
 // Client calls a Pbench server's key endpoints.
@@ -39,25 +40,12 @@ func NewClient(f *cmdutil.Factory, cf cmdutil.ClientFlags) (*Client, error) {
 	return &Client{HTTP: apiclient.NewClient(hc, creds, server, f.Tracef), Server: server}, nil
 }
 
-// Created is the server's answer to POST /api/v1/key (Pbench's shape).
-type Created struct {
-	ID       int64     `json:"id"`
-	Label    *string   `json:"label"`
-	Key      string    `json:"key"`
-	Username string    `json:"username"`
-	Created  time.Time `json:"created"`
-}
+// Created is the server's answer to POST /api/v1/key (Pbench's shape): the
+// server's own type, so the two cannot drift apart.
+type Created = apikey.Created
 
 // Info is one key of GET /api/v1/key: never the key itself.
-type Info struct {
-	ID       int64      `json:"id"`
-	Label    *string    `json:"label"`
-	Username string     `json:"username"`
-	Created  time.Time  `json:"created"`
-	LastUsed *time.Time `json:"last_used"`
-	Expires  *time.Time `json:"expires"`
-	Prefix   string     `json:"prefix"`
-}
+type Info = apikey.Info
 
 // maxAnswer bounds what is read of an answer.
 const maxAnswer = 8 << 20
