@@ -11,12 +11,16 @@
 #   3. `goreleaser release` with the GitHub release disabled and every other
 #      publisher skipped, so that ko pushes the image to KO_DOCKER_REPO
 #      (default: the loopback registry) — from a throw-away clone with a
-#      throw-away tag when HEAD is not tagged;
+#      throw-away tag when HEAD is not tagged, and with the archives' builds
+#      cut to linux (the image needs no other);
 #   4. checks: the image runs as 65532, its entrypoint is the static binary,
 #      which runs here and reports this commit.
 #
-# Usage: scripts/image.sh
-#   KO_DOCKER_REPO=registry.example.com/pbench-auth scripts/image.sh   # publish for real
+# Usage:
+#   scripts/image.sh              build and check the image (CI), on the loopback registry
+#   KO_DOCKER_REPO=registry.example.com/pbench-auth scripts/image.sh   the same, pushed there
+#   scripts/image.sh --release    serve the base image, then the whole `goreleaser release --clean`
+#                                 (a tagged HEAD, GITHUB_TOKEN and KO_DOCKER_REPO's credentials)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -71,12 +75,20 @@ tar --sort=name --mtime=@0 --numeric-owner --owner=65532 --group=65532 -C "$fs" 
 images=()
 for platform in linux/amd64 linux/arm64; do
   tag=$registry/pbench-auth/base:${platform//\//-}
-  crane append --oci-empty-base -f "$work/base.tar" -t "$tag" >/dev/null
+  crane append --oci-empty-base -f "$work/base.tar" -t "$tag" >>"$work/crane.log" 2>&1 ||
+    die "crane append: $(tail -5 "$work/crane.log")"
   crane mutate "$tag" --set-platform "$platform" --user 65532:65532 --workdir /home/nonroot \
-    --env HOME=/home/nonroot --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt -t "$tag" >/dev/null
+    --env HOME=/home/nonroot --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt -t "$tag" >>"$work/crane.log" 2>&1 ||
+    die "crane mutate: $(tail -5 "$work/crane.log")"
   images+=(-m "$tag")
 done
-crane index append "${images[@]}" -t "$base" >/dev/null
+crane index append "${images[@]}" -t "$base" >>"$work/crane.log" 2>&1 || die "crane index append: $(tail -5 "$work/crane.log")"
+
+if [ "${1:-}" = --release ]; then
+  step "goreleaser release --clean, with the base image on $registry"
+  goreleaser release --clean
+  exit
+fi
 
 src=$root
 if ! git describe --exact-match --tags HEAD >/dev/null 2>&1; then
@@ -88,7 +100,9 @@ if ! git describe --exact-match --tags HEAD >/dev/null 2>&1; then
 fi
 export KO_DOCKER_REPO=${KO_DOCKER_REPO:-$registry/pbench-auth}
 step "goreleaser release: ko builds and pushes the image to $KO_DOCKER_REPO"
-(cd "$src" && PBENCH_AUTH_IMAGE_ONLY=1 goreleaser release --clean \
+sed 's/^    goos: \[linux, darwin, windows\]$/    goos: [linux]/' "$root/goreleaser.yaml" >"$work/goreleaser.yaml"
+grep -q '^    goos: \[linux\]$' "$work/goreleaser.yaml" || die "goreleaser.yaml's goos line changed: update image.sh"
+(cd "$src" && PBENCH_AUTH_IMAGE_ONLY=1 goreleaser release --clean --config "$work/goreleaser.yaml" \
   --skip=announce,archive,nfpm,sbom,sign,validate,before) >"$work/goreleaser.log" 2>&1 ||
   { tail -40 "$work/goreleaser.log" >&2; die "goreleaser release failed"; }
 
