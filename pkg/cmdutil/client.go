@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/apiclient"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/config"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
@@ -131,13 +132,13 @@ func (f *Factory) APIKey() string {
 	return strings.TrimSpace(f.Getenv(apiclient.EnvAPIKey))
 }
 
-// Credentials returns what authenticates requests to the server: the API
-// key of $PBENCH_API_KEY when set, else the sessions of the token store of
-// kind (see Sessions).
-func (f *Factory) Credentials(kind string) (apiclient.Sessions, error) {
+// Credentials returns what authenticates requests to profile's server: the
+// API key of $PBENCH_API_KEY when set, else the sessions of the token store
+// of kind (see Sessions).
+func (f *Factory) Credentials(kind, profile string) (apiclient.Sessions, error) {
 	if key := f.APIKey(); key != "" {
-		f.Tracef("using the API key in %s (%s)", apiclient.EnvAPIKey, Redact(key))
+		f.Tracef("using the API key in %s (%s)", apiclient.EnvAPIKey, redact.Secret(key))
 		return apiclient.APIKey(key), nil
 	}
-	return f.Sessions(kind)
+	return f.Sessions(kind, profile)
 }

@@ -97,7 +97,7 @@ func createKey(t *testing.T, base, token, label string) created {
 func TestAPIKeysOnPostgreSQL(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
-	_, issuer := startBroker(t, testutil.FreeAddr(t), filepath.Join(t.TempDir(), "key.pem"),
+	_, issuer := startBroker(t, testutil.ReserveAddr(t), filepath.Join(t.TempDir(), "key.pem"),
 		"--dev-user", "admin:admin:ADMIN", "--dev-user", "user:user", "--dev-user", "other:other")
 	// A is a gateway: its upstream echoes the identity headers it gets.
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -391,7 +391,7 @@ func TestAPIKeysDatabaseDownAtStart(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
 	pg.Stop(t)
-	_, issuer := startBroker(t, testutil.FreeAddr(t), filepath.Join(t.TempDir(), "key.pem"))
+	_, issuer := startBroker(t, testutil.ReserveAddr(t), filepath.Join(t.TempDir(), "key.pem"))
 	p, base := startReplica(t, "serve", issuer, dsn)
 	tok := brokerToken(t, issuer)
 	if status, body := send(t, "GET", base+"/api/v1/user", tok, nil); status != 200 {

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/apiclient"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/cmdutil"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
@@ -112,7 +113,7 @@ func run(ctx context.Context, opts *Options) error {
 	case opts.Anonymous:
 	case key != "":
 		if opts.Trace != nil {
-			opts.Trace("sending the API key in %s (%s), not the profile's token", apiclient.EnvAPIKey, cmdutil.Redact(key))
+			opts.Trace("sending the API key in %s (%s), not the profile's token", apiclient.EnvAPIKey, redact.Secret(key))
 		}
 		hc = apiclient.NewClient(hc, apiclient.APIKey(key), profile, opts.Trace)
 	default:

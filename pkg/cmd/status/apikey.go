@@ -52,7 +52,7 @@ func keyStatus(ctx context.Context, opts *Options, server, key string) error {
 var errKeyRefused = cmdutil.WithExitCode(cmdutil.ExitSessionExpired, apiclient.ErrAPIKeyRefused)
 
 func whoIs(ctx context.Context, opts *Options, server, key string, st *Status) error {
-	hc, err := opts.HTTPClient()
+	hc, err := opts.HTTPClient(server)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ type Options struct {
 	Sessions func(kind, profile string) (*session.Manager, error)
 	// APIKey is $PBENCH_API_KEY: when set, status reports on that key.
 	APIKey     func() string
-	HTTPClient func() (*http.Client, error)
+	HTTPClient func(profile string) (*http.Client, error)
 
 	Flags cmdutil.ClientFlags
 	JSON  bool

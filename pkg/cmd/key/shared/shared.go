@@ -29,11 +29,11 @@ func NewClient(f *cmdutil.Factory, cf cmdutil.ClientFlags) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc, err := f.HTTPClient()
+	hc, err := f.HTTPClient(server)
 	if err != nil {
 		return nil, err
 	}
-	creds, err := f.Credentials(cf.TokenStore)
+	creds, err := f.Credentials(cf.TokenStore, server)
 	if err != nil {
 		return nil, err
 	}
