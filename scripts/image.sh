@@ -112,7 +112,9 @@ step "checks of $image"
 cfg=$(crane config --platform linux/amd64 "$image")
 echo "$cfg" | grep -q '"User":"65532:65532"' || die "the image does not run as 65532: $cfg"
 echo "$cfg" | grep -q '"Entrypoint":\["/ko-app/pbench-auth"\]' || die "unexpected entrypoint: $cfg"
-crane export --platform linux/amd64 "$image" - | tar -x -C "$work" ko-app/pbench-auth
+# ko writes the binary as /ko-app/pbench-auth (tar drops the leading /).
+crane export --platform linux/amd64 "$image" - | tar -x -C "$work" --wildcards '*ko-app/pbench-auth' ||
+  die "no /ko-app/pbench-auth in $image"
 if command -v file >/dev/null; then
   file "$work/ko-app/pbench-auth" | grep -q 'statically linked' || die "the binary is not static: $(file "$work/ko-app/pbench-auth")"
 fi
