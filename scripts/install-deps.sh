@@ -14,6 +14,7 @@ mkdir -p "$bin"
 GOLANGCI_LINT_VERSION=v2.15.0
 GOVULNCHECK_VERSION=v1.9.0
 GORELEASER_VERSION=v2.15.1 # v2.16+ need a module the proxy here refuses
+CRANE_VERSION=v0.22.1      # go-containerregistry's crane: the offline base image of scripts/image.sh
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 
 step() { printf '==> %s\n' "$*" >&2; }
@@ -56,6 +57,7 @@ install_tool() { # name module@version
 install_tool golangci-lint "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
 install_tool govulncheck "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION"
 install_tool goreleaser "github.com/goreleaser/goreleaser/v2@$GORELEASER_VERSION"
+install_tool crane "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
 
 # --- offline vulnerability database (the online one is unreachable here) ----
 vulndb="$cache/vulndb-$VULNDB_VERSION"

@@ -49,6 +49,9 @@ echo "$v"
 grep -q "\"commit\": \"$(git rev-parse HEAD)\"" <<<"$v"
 grep -q '"version": "[0-9][^"]*-snapshot"' <<<"$v"
 
+step "container image of serve: goreleaser + ko on an offline base image (scripts/image.sh)"
+scripts/image.sh
+
 step "govulncheck (offline database)"
 govulncheck -db "file://$cache/vulndb" ./...
 
