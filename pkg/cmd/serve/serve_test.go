@@ -385,6 +385,7 @@ func TestDashboard(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			opts := parse(t, append([]string{"--listen", "127.0.0.1:0", "--issuer", issuer,
 				"--require-role", "/api/v1/admin=ADMIN", "--dashboard-scope", "openid offline_access"}, c.args...)...)
+			opts.StateDir = t.TempDir // the default key database, kept out of the user's state directory
 			base, stderr, _ := startServe(t, opts, http.DefaultClient)
 
 			resp, err := noRedirect.Get(base + "/")
