@@ -67,6 +67,26 @@ type Config struct {
 	// Authorization header is passed on, so the upstream may check the token
 	// too.
 	Upstream string `yaml:"upstream"`
+	// UpstreamMaxIdleConns is how many idle (keep-alive) connections to the
+	// upstream the gateway keeps for reuse. Size it to the requests in
+	// flight at peak: beyond it, a request that finds no idle connection
+	// dials a new one and closes it afterwards (Go's default of 2 made the
+	// gateway dial for most requests under load). Default
+	// DefaultUpstreamMaxIdleConns.
+	UpstreamMaxIdleConns int `yaml:"upstream-max-idle-conns"`
+	// UpstreamMaxConns caps the connections (idle, active and dialing) to
+	// the upstream; requests beyond it wait for one to be free. Default 0:
+	// no cap. Set it to protect an upstream that can handle only so many.
+	UpstreamMaxConns int `yaml:"upstream-max-conns"`
+	// UpstreamIdleTimeout closes an upstream connection idle this long.
+	// Keep it below the upstream's own keep-alive timeout, so that the
+	// gateway does not reuse a connection that the upstream is closing.
+	// Default DefaultUpstreamIdleTimeout.
+	UpstreamIdleTimeout time.Duration `yaml:"upstream-idle-timeout"`
+	// UpstreamHTTP1Only turns HTTP/2 to a TLS (https) upstream off: by
+	// default the gateway offers HTTP/2 there (ALPN) and falls back to
+	// HTTP/1.1. Plain http upstreams always get HTTP/1.1 with keep-alive.
+	UpstreamHTTP1Only bool `yaml:"upstream-http1-only"`
 	// RequireRoles are rules "PATH_PREFIX=ROLE": an authenticated request
 	// whose path is PATH_PREFIX or below it (whole path segments: /a/b
 	// covers /a/b and /a/b/c, not /a/bc) needs ROLE, else 403. Every
@@ -208,6 +228,12 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("upstream %q: want an absolute http(s) URL, e.g. http://127.0.0.1:8001", c.Upstream)
 		}
+	}
+	if c.UpstreamMaxIdleConns < 0 || c.UpstreamMaxConns < 0 {
+		add("upstream-max-idle-conns and upstream-max-conns must not be negative")
+	}
+	if c.UpstreamIdleTimeout < 0 {
+		add("upstream-idle-timeout %s: must not be negative", c.UpstreamIdleTimeout)
 	}
 	errs = append(errs, c.validateIntrospection()...)
 	if _, err := parseRoleRules(c.RequireRoles); err != nil {

@@ -115,8 +115,8 @@ func (e *errUpstreamEndpoints) Error() string {
 // rewriteEndpointsRequest makes the gateway's request for the upstream's
 // endpoints document: a plain GET of UPSTREAM/api/v1/endpoints, with no
 // credentials (the document is public and the client's token was not
-// checked) and no Accept-Encoding of the client's (so the Transport
-// decompresses what it asked for).
+// checked) and no Accept-Encoding of the client's (so the answer comes
+// unencoded: the upstream transport asks for no compression).
 func rewriteEndpointsRequest(out *http.Request, upstreamPath string) {
 	out.Method = http.MethodGet
 	out.URL.Path = upstreamPath + "/api/v1/endpoints"

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"strings"
 )
 
@@ -17,10 +16,16 @@ import (
 // from what the client sent.
 var identityHeaders = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Roles"}
 
-func (s *Server) newProxy() *httputil.ReverseProxy {
+func (s *Server) newProxy() (*httputil.ReverseProxy, error) {
 	target, _ := url.Parse(s.cfg.Upstream) // checked by Validate
 	s.upstreamPath = strings.TrimSuffix(target.Path, "/")
+	tr, err := newUpstreamTransport(s.cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &httputil.ReverseProxy{
+		Transport:  tr,
+		BufferPool: &proxyBuffers{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
@@ -50,16 +55,39 @@ func (s *Server) newProxy() *httputil.ReverseProxy {
 			writeMessage(w, http.StatusBadGateway, "the upstream server cannot be reached")
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	}, nil
 }
 
 // stripIdentityHeaders removes the identity headers, including spellings
 // with underscores that some upstreams (WSGI, CGI) treat as the same header.
 func stripIdentityHeaders(h http.Header) {
 	for name := range h {
-		canon := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
-		if slices.Contains(identityHeaders, canon) {
+		if isIdentityHeader(name) {
 			delete(h, name)
 		}
 	}
+}
+
+// isIdentityHeader reports whether name is one of identityHeaders, compared
+// case-insensitively with '_' standing for '-'. Hand-written so that the
+// check of every forwarded header allocates nothing (canonicalising each
+// name allocated per header and request).
+func isIdentityHeader(name string) bool {
+	for _, id := range identityHeaders {
+		if len(name) != len(id) {
+			continue
+		}
+		same := true
+		for i := 0; i < len(name) && same; i++ {
+			c, d := name[i], id[i]
+			if c == '_' {
+				c = '-'
+			}
+			same = c == d || ('a' <= c && c <= 'z' && c-'a'+'A' == d) || ('A' <= c && c <= 'Z' && c-'A'+'a' == d)
+		}
+		if same {
+			return true
+		}
+	}
+	return false
 }

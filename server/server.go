@@ -96,7 +96,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.Upstream != "" {
-		s.proxy = s.newProxy()
+		if s.proxy, err = s.newProxy(); err != nil {
+			return nil, err
+		}
 	}
 	s.handler = s.routes()
 	go s.keys.run(ctx)

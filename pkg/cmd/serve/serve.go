@@ -138,10 +138,16 @@ func addConfigFlags(fl *pflag.FlagSet, c *server.Config) {
 	fl.StringArrayVar(&c.Audiences, "audience", nil, "accept only tokens whose aud contains one of these (repeatable; default: pbench-server, as Pbench; with Dex: the client id)")
 	fl.StringArrayVar(&c.AllowedClients, "allowed-client", nil, "accept only tokens whose azp, when present, is one of these (repeatable; default: the client id)")
 	fl.DurationVar(&c.Leeway, "leeway", c.Leeway, "clock skew tolerated on exp, nbf and iat")
-	fl.StringVar(&c.CACert, "ca-cert", "", "PEM file of CAs to trust, besides the system's, for the broker's TLS")
+	fl.StringVar(&c.CACert, "ca-cert", "", "PEM file of CAs to trust, besides the system's, for the broker's and the upstream's TLS")
 	fl.StringVar(&c.Database, "database", "",
 		"where API keys are kept: an SQLite file path, or postgres://USER@HOST/DB for several replicas (default $XDG_STATE_HOME/pbench-auth/serve/apikeys.db; with --dev a temporary file)")
 	fl.StringVar(&c.Upstream, "upstream", "", "gateway mode: proxy every other /api/v1/... request there after validation")
+	fl.IntVar(&c.UpstreamMaxIdleConns, "upstream-max-idle-conns", 0,
+		"idle connections to the upstream kept for reuse: at least the requests in flight at peak (default 256)")
+	fl.IntVar(&c.UpstreamMaxConns, "upstream-max-conns", 0, "cap on connections to the upstream; requests beyond it wait (default 0: no cap)")
+	fl.DurationVar(&c.UpstreamIdleTimeout, "upstream-idle-timeout", 0,
+		"close upstream connections idle this long; keep it below the upstream's keep-alive timeout (default 60s)")
+	fl.BoolVar(&c.UpstreamHTTP1Only, "upstream-http1-only", false, "speak HTTP/1.1 to an https upstream instead of offering HTTP/2")
 	fl.StringArrayVar(&c.RequireRoles, "require-role", nil,
 		"PATH_PREFIX=ROLE: requests at or below the path need the role, else 403 (repeatable; every matching rule applies; paths compared as the operator guide says)")
 	fl.StringArrayVar(&c.Anonymous, "anonymous", nil,
