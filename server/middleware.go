@@ -56,7 +56,7 @@ func (s *Server) authenticatePath(w http.ResponseWriter, r *http.Request, p *req
 	}
 	start := time.Now()
 	id, err := s.verify(r.Context(), token)
-	s.metrics.latency.Observe(time.Since(start).Seconds())
+	s.metrics.latency.UpdateDuration(start)
 	if err != nil {
 		status := http.StatusUnauthorized
 		if errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) || errors.Is(err, ErrAPIKeysUnavailable) {

@@ -22,6 +22,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
 
@@ -517,6 +521,36 @@ func TestMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// The whole exposition parses as Prometheus' text format, with the
+	// types a scraper expects.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus' text format: %v\n%s", err, body)
+	}
+	for name, typ := range map[string]dto.MetricType{
+		"pbench_auth_requests_total":           dto.MetricType_COUNTER,
+		"pbench_auth_key_refreshes_total":      dto.MetricType_COUNTER,
+		"pbench_auth_token_cache_hits_total":   dto.MetricType_COUNTER,
+		"pbench_auth_token_cache_misses_total": dto.MetricType_COUNTER,
+		"pbench_auth_token_cache_entries":      dto.MetricType_GAUGE,
+		"pbench_auth_token_validation_seconds": dto.MetricType_HISTOGRAM,
+		"go_goroutines":                        dto.MetricType_GAUGE,
+		"process_resident_memory_bytes":        dto.MetricType_GAUGE,
+	} {
+		f := families[name]
+		if f == nil || f.GetType() != typ {
+			t.Errorf("metric %s: %v, want type %v", name, f, typ)
+		}
+	}
+	if f := families["pbench_auth_token_cache_entries"]; f != nil && f.GetMetric()[0].GetGauge().GetValue() != 1 {
+		t.Errorf("pbench_auth_token_cache_entries = %v, want 1", f.GetMetric()[0].GetGauge().GetValue())
+	}
+	if f := families["pbench_auth_token_validation_seconds"]; f != nil {
+		if n := len(f.GetMetric()[0].GetHistogram().GetBucket()); n < len(latencyBuckets) {
+			t.Errorf("pbench_auth_token_validation_seconds has %d buckets, want %d", n, len(latencyBuckets))
 		}
 	}
 }
