@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -40,12 +41,21 @@ func record(w http.ResponseWriter, outcome, user string) {
 	}
 }
 
+// recorderPool spares an allocation per request: a recorder is not used
+// once the handler it was given to has returned.
+var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
+
 // logRequests logs one line per request — method, path (never the query,
 // which could hold a token), status, outcome, user, duration — and counts it.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := recorderPool.Get().(*recorder)
+		*rec = recorder{ResponseWriter: w}
+		defer func() {
+			*rec = recorder{}
+			recorderPool.Put(rec)
+		}()
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK

@@ -222,7 +222,9 @@ func run(ctx context.Context, opts *Options) error {
 			return err
 		}
 	}
-	logger := newLogger(opts.IO.ErrOut, cfg.LogFormat)
+	logs := newLogWriter(opts.IO.ErrOut, logFlushInterval)
+	defer func() { _ = logs.Flush() }()
+	logger := newLogger(logs, cfg.LogFormat)
 	cfg.Logger = logger
 	if opts.Getenv == nil || opts.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit(cfg.CacheSize))
@@ -387,9 +389,15 @@ func memoryLimit(cacheSize int) int64 {
 	return 20<<20 + int64(cacheSize)*320
 }
 
+// newLogger logs to w in format (text or json); when w is a logWriter,
+// warnings and errors are written out at once.
 func newLogger(w io.Writer, format string) *slog.Logger {
+	var h slog.Handler = slog.NewTextHandler(w, nil)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		h = slog.NewJSONHandler(w, nil)
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	if lw, ok := w.(*logWriter); ok {
+		h = flushHandler{h, lw}
+	}
+	return slog.New(h)
 }
