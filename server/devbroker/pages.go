@@ -5,11 +5,20 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // The pages are deliberately plain: one <form> each, so a browser stand-in
 // that parses forms over HTTP (see package devbrowser) can drive them.
-var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+//
+// The template is parsed on first use, not at package init: this package is
+// linked into every pbench-auth process, client commands included, which
+// would otherwise all pay for parsing it.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(pageHTML))
+})
+
+const pageHTML = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -56,7 +65,7 @@ input{font-size:1em}
 {{- end}}
 </body>
 </html>
-`))
+`
 
 type page struct {
 	Title    string
@@ -71,7 +80,7 @@ type page struct {
 
 func (b *Broker) render(w http.ResponseWriter, status int, p page) {
 	p.Realm = b.realm
-	b.writeHTML(w, status, pageTemplate, p, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	b.writeHTML(w, status, pageTemplate(), p, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 }
 
 // writeHTML renders t with data and answers it with the given

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"html/template"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -57,7 +58,12 @@ func cookieValue(r *http.Request, name string) string {
 // by the client's pages (so no frame-ancestors), and run one inline script
 // each, allowed by a nonce.
 
-var iframeTemplate = template.Must(template.New("iframe").Parse(`<!DOCTYPE html>
+// iframeTemplate is parsed on first use, like pageTemplate.
+var iframeTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("iframe").Parse(iframeHTML))
+})
+
+const iframeHTML = `<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{{.Title}}</title></head>
 <body>
@@ -107,7 +113,7 @@ window.parent.postMessage({{.Answer}}, "*");
 </script>
 </body>
 </html>
-`))
+`
 
 type iframePage struct {
 	Title  string
@@ -118,7 +124,7 @@ type iframePage struct {
 
 func (b *Broker) renderIframe(w http.ResponseWriter, p iframePage) {
 	p.Nonce = rand.Text()
-	b.writeHTML(w, http.StatusOK, iframeTemplate, p, "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; connect-src 'self'")
+	b.writeHTML(w, http.StatusOK, iframeTemplate(), p, "default-src 'none'; script-src 'nonce-"+p.Nonce+"'; connect-src 'self'")
 }
 
 // thirdPartyStep1 is 3p-cookies/step1.html: it sets a test cookie and sends
