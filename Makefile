@@ -31,10 +31,11 @@ generate:
 fuzz:
 	scripts/fuzz.sh
 
-## bench: the performance benchmark (issue 7): installs wrk, hyperfine, gunicorn, Flask, PyJWT when root,
-## then prints figures, ratios and PASS/FAIL per target from one run (see docs/performance.md).
+## bench: the performance benchmark (issues 7 and 19): installs wrk, hyperfine, gunicorn, Flask, PyJWT when
+## root, builds oauth2-proxy (and kubelogin, given its source: BENCH_KUBELOGIN_SRC), then prints figures,
+## ratios and PASS/FAIL per target from one run and redraws docs/performance-gateway.svg (see docs/performance.md).
 bench:
-	bench/run.sh
+	BENCH_PLOT=$${BENCH_PLOT:-docs/performance-gateway.svg} bench/run.sh
 
 ## vendor-oidc-client-ts: vendor oidc-client-ts's browser build for the dashboard again from npm, checked
 ## against the registry's integrity; V=3.x.y moves to another exact version. CI checks the file matches the pin.

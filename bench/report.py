@@ -1,8 +1,11 @@
 """Prints bench/run.sh's table: figures, ratios and PASS/FAIL per target.
 
-usage: report.py RESULTS HYPERFINE_PREFIX STORE
+usage: report.py RESULTS HYPERFINE_PREFIX STORE [PLOT.svg]
 
-HYPERFINE_PREFIX.N.json are call.sh's rounds.
+HYPERFINE_PREFIX.N.json are call.sh's rounds of call against curl,
+HYPERFINE_PREFIX-version.N.json and HYPERFINE_PREFIX-token.N.json those
+against kubelogin (when it was measured). PLOT.svg, when given, gets a bar
+chart of the gateways' req/s (plot_svg).
 
 RESULTS has one measurement per line, "KIND NAME key=value ..." (see
 run.sh). Figures are medians over the rounds; each ratio is the median of
@@ -45,6 +48,36 @@ def machine():
         pass
     gover = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
     return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, {gover}"
+
+
+def plot_svg(path, series, caption):
+    """Writes a bar chart of series [(label, [req/s per round])] to path."""
+    width, left, bar_h, gap, top = 760, 260, 34, 18, 40
+    height = top + len(series) * (bar_h + gap) + 40
+    peak = max(max(v) for _, v in series) * 1.1
+    scale = (width - left - 90) / peak
+    esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="13">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="22" font-weight="bold">{esc(caption)}</text>']
+    step = 10 ** max(0, len(str(int(peak))) - 1)
+    for tick in range(0, int(peak) + 1, step):
+        x = left + tick * scale
+        out.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 30}" stroke="#ddd"/>')
+        out.append(f'<text x="{x:.1f}" y="{height - 14}" text-anchor="middle" fill="#555">{tick:,}</text>')
+    colors = ["#6c8ebf", "#d79b00", "#b85450", "#82b366"]
+    for i, (label, values) in enumerate(series):
+        y = top + i * (bar_h + gap)
+        m = statistics.median(values)
+        out.append(f'<text x="{left - 10}" y="{y + bar_h / 2 + 5:.1f}" text-anchor="end">{esc(label)}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{m * scale:.1f}" height="{bar_h}" fill="{colors[i % 4]}"/>')
+        for v in values:
+            out.append(f'<circle cx="{left + v * scale:.1f}" cy="{y + bar_h / 2:.1f}" r="3" fill="black"/>')
+        out.append(f'<text x="{left + m * scale + 8:.1f}" y="{y + bar_h / 2 + 5:.1f}">{m:,.0f}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
 
 
 def main():
@@ -113,6 +146,9 @@ def main():
     hc, hh = (statistics.median(gobench[n]) for n in ("BenchmarkHandlerCached", "BenchmarkHandlerHealthz"))
     rows.append(f"  whole handler in-process (no network): /api/v1/user repeated {hc / 1000:.2f} us, "
                 f"/healthz {hh / 1000:.2f} us")
+    if gobench.get("BenchmarkHandlerGateway"):
+        rows.append(f"  gateway in-process, with a loopback upstream (both in the benchmark): "
+                    f"{statistics.median(gobench['BenchmarkHandlerGateway']) / 1000:.1f} us")
     fs_rounds = [a / b for a, b in zip(gobench["BenchmarkVerifyFirstSeen"], gobench["BenchmarkRSAFloor"])]
     r_fs = statistics.median(fs_rounds)
     rows.append(f"  first-seen check / RSA floor {r_fs:.2f}x ({spread(fs_rounds)})")
@@ -132,22 +168,70 @@ def main():
                 f"RSS now {cur:.1f} MiB")
     target(f"<= 64 MiB RSS with {rss['tokens']} tokens", hwm <= 64, f"peak {hwm:.1f} MiB")
 
-    rounds, times = [], defaultdict(list)
-    for path in sorted(glob.glob(hyperfine + ".*.json")):
-        with open(path) as f:
-            rs = {("call" if r["command"].startswith("pbench-auth call") else r["command"]): r
-                  for r in json.load(f)["results"]}
-        rounds.append(rs["call"]["median"] / rs["curl"]["median"])
-        for k, r in rs.items():
-            times[k] += r["times"]
-    if not rounds:
-        target("call <= 1.5x curl", False, "not measured: bench/call.sh failed (see its messages above)")
+    # --- the gateways, side by side --------------------------------------------
+    gw_names = [("upstream", "upstream alone (Go net/http)"), ("gateway", "pbench-auth serve --upstream"),
+                ("oauth2-proxy", "oauth2-proxy v7.15.6 (JWT bearer)"), ("gateway-apikey", "pbench-auth gateway, API key")]
+    for name, what in gw_names:
+        if not wrk.get(name):
+            continue
+        gw_cpu = f"  gateway CPU {med(name, 'gw_cpu_us'):6.1f} us/req" if "gw_cpu_us" in wrk[name][0] else " " * 29
+        conns = (f"  new upstream conns/req {med(name, 'upconns'):.4f}, pool {med(name, 'pool'):.0f}"
+                 if "pool" in wrk[name][0] else "")
+        rows.append(f"  {what:<42} {med(name, 'rps'):>9.0f} req/s  p50 {med(name, 'p50_us') / 1000:6.2f} ms"
+                    f"  p99 {med(name, 'p99_us') / 1000:6.2f} ms{gw_cpu}  upstream CPU {med(name, 'up_cpu_us'):5.1f} us/req{conns}")
+    if wrk.get("gateway") and wrk.get("upstream") and wrk.get("oauth2-proxy"):
+        r_up = ratios("gateway", "upstream")
+        r_o2p = ratios("gateway", "oauth2-proxy")
+        rows.append(f"  gateway / upstream alone {statistics.median(r_up):.2f}x ({spread(r_up)})")
+        rows.append(f"  gateway / oauth2-proxy {statistics.median(r_o2p):.2f}x ({spread(r_o2p)})")
+        target("gateway >= 0.3x upstream alone", statistics.median(r_up) >= 0.3, f"{statistics.median(r_up):.2f}x")
+        target("gateway >= 4x oauth2-proxy", statistics.median(r_o2p) >= 4, f"{statistics.median(r_o2p):.2f}x")
+        new_conns = sum(r["upconns"] * r["requests"] for r in wrk["gateway"])
+        total = sum(r["requests"] for r in wrk["gateway"])
+        target("no new upstream conn per request", new_conns <= 0.001 * total,
+               f"{new_conns:.0f} new connections in {total:.0f} requests")
+        cpu = med("gateway", "gw_cpu_us")
+        target("gateway CPU <= 50 us/request", cpu <= 50, f"{cpu:.1f} us")
+        if len(sys.argv) > 4:
+            plot_svg(sys.argv[4], [(what, [r["rps"] for r in wrk[name]]) for name, what in gw_names if wrk.get(name)],
+                     f"req/s, wrk -t1 -c16, one token, {len(wrk['gateway'])} rounds (bars: medians; dots: rounds)")
     else:
-        r_call = statistics.median(rounds)
-        rows.append(f"  pbench-auth call ({store} store) median {statistics.median(times['call']) * 1000:.2f} ms, "
-                    f"curl median {statistics.median(times['curl']) * 1000:.2f} ms ({len(times['call'])} runs each)")
-        rows.append(f"  call / curl {r_call:.2f}x ({spread(rounds)})")
-        target("call <= 1.5x curl", r_call <= 1.5, f"{r_call:.2f}x")
+        target("gateway side by side with its peers", False, "not measured")
+    if not wrk.get("gateway-apikey"):
+        rows.append("  API-key path through the gateway: not measured (the gateway refused the key, see above)")
+
+    # --- processes: call vs curl, start-up vs kubelogin --------------------------
+    def pairs(prefix, a, b):
+        rs_, ts = [], defaultdict(list)
+        for path in sorted(glob.glob(prefix + ".*.json")):
+            with open(path) as f:
+                rs = {r["command"]: r for r in json.load(f)["results"]}
+            ka = next(k for k in rs if k.startswith(a))
+            kb = next(k for k in rs if k.startswith(b))
+            rs_.append(rs[ka]["median"] / rs[kb]["median"])
+            ts[a] += rs[ka]["times"]
+            ts[b] += rs[kb]["times"]
+        return rs_, ts
+
+    for prefix, a, b, label, limit in [
+        (hyperfine, "pbench-auth call", "curl", "call", 1.3),
+        (hyperfine + "-version", "pbench-auth version", "kubelogin version", "version", 0.9),
+        (hyperfine + "-token", "pbench-auth token", "kubelogin get-token", "token (file store)", 0.9),
+    ]:
+        rounds, times = pairs(prefix, a, b)
+        peer = b.split()[0] if b != "curl" else "curl"
+        tlabel = f"{label} <= {limit}x {b}" + (" (warm)" if "get-token" in b else "")
+        if not rounds:
+            why = "bench/call.sh failed (see its messages above)" if b == "curl" else \
+                "no kubelogin (BENCH_KUBELOGIN or BENCH_KUBELOGIN_SRC, see bench/run.sh)"
+            target(tlabel, False, "not measured: " + why)
+            continue
+        r = statistics.median(rounds)
+        what = f"{a} ({store} store)" if b == "curl" else a
+        rows.append(f"  {what} median {statistics.median(times[a]) * 1000:.2f} ms, {b} median "
+                    f"{statistics.median(times[b]) * 1000:.2f} ms ({len(times[a])} runs each)")
+        rows.append(f"  {label} / {peer} {r:.2f}x ({spread(rounds)})")
+        target(tlabel, r <= limit, f"{r:.2f}x")
 
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"pbench-auth benchmark, {when}, {machine()}")

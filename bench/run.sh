@@ -13,6 +13,13 @@
 #      rounds of 1), and a first-seen key's database lookup on SQLite and on
 #      PostgreSQL (go test -bench ./server/apikey; PostgreSQL from Debian's
 #      postgresql package, started by the benchmark on a Unix socket)
+#   8. the gateway side by side with its peers, one token, one upstream
+#      (benchtool upstream): the upstream alone, pbench-auth serve
+#      --upstream, oauth2-proxy v7.15.6 as a JWT-bearer gateway; req/s,
+#      CPU per request of each server and new upstream connections per
+#      request; an SVG plot of the req/s (BENCH_PLOT)
+#   9. start-up against kubelogin v1.36.3: version, token (file store) vs
+#      get-token with a warm cache (hyperfine, in call.sh)
 # Always exits 0 once it has measured (benchmarks inform); 1 if it could not
 # run (a tool missing, a server that did not start).
 #
@@ -28,6 +35,20 @@
 #   BENCH_TOKEN_STORE=keyring  store for part 6: keyring (under
 #                         scripts/with-keyring.sh) or file
 #   BENCH_KEEP=           non-empty: keep the scratch directory (tokens, logs)
+#   BENCH_PLOT=           where to write the req/s plot (SVG); default: none
+#   BENCH_CACHE=~/.cache/pbench-auth/bench  where the peers' binaries are kept
+#   BENCH_OAUTH2_PROXY=   an oauth2-proxy binary; default: built from the Go
+#                         module proxy (github.com/oauth2-proxy/oauth2-proxy/v7
+#                         @v7.15.6) into BENCH_CACHE
+#   BENCH_KUBELOGIN=      a kubelogin binary; default: BENCH_CACHE/kubelogin-v1.36.3,
+#                         built from BENCH_KUBELOGIN_SRC if missing
+#   BENCH_KUBELOGIN_SRC=  a kubelogin source tree, or a git directory with the
+#                         tag v1.36.3 (kubelogin does not build from the module
+#                         proxy); without either, the kubelogin figures are
+#                         reported as not measured
+#   BENCH_APIKEY_HEADER_FILE=  a file with one header line carrying an API key
+#                         for the gateway's API-key run (default: the key the
+#                         benchmark makes at serve's /api/v1/key)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,6 +120,32 @@ say "bench: building pbench-auth and bench/benchtool"
 go build -o "$work/pbench-auth" ./cmd/pbench-auth
 go build -o "$work/benchtool" ./bench/benchtool
 
+# --- the peers -----------------------------------------------------------------
+cache=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pbench-auth/bench}
+mkdir -p "$cache"
+o2p_version=v7.15.6 kl_version=v1.36.3
+oauth2_proxy=${BENCH_OAUTH2_PROXY:-$cache/oauth2-proxy-$o2p_version}
+if [ ! -x "$oauth2_proxy" ]; then
+	say "bench: building oauth2-proxy $o2p_version from the Go module proxy (once; kept in $cache)"
+	GOBIN="$work/gobin" go install "github.com/oauth2-proxy/oauth2-proxy/v7@$o2p_version" >&2 ||
+		die "go install github.com/oauth2-proxy/oauth2-proxy/v7@$o2p_version failed"
+	mv "$work/gobin/oauth2-proxy" "$oauth2_proxy"
+fi
+kubelogin=${BENCH_KUBELOGIN:-$cache/kubelogin-$kl_version}
+if [ ! -x "$kubelogin" ] && [ -n "${BENCH_KUBELOGIN_SRC:-}" ]; then
+	say "bench: building kubelogin $kl_version from $BENCH_KUBELOGIN_SRC (once; kept in $cache)"
+	src=$BENCH_KUBELOGIN_SRC
+	if git --git-dir "$src" rev-parse -q --verify "refs/tags/$kl_version" >/dev/null 2>&1; then
+		mkdir "$work/kubelogin-src"
+		git --git-dir "$src" archive "$kl_version" | tar -x -C "$work/kubelogin-src"
+		src=$work/kubelogin-src
+	fi
+	(cd "$src" && go build -o "$kubelogin" -ldflags "-X main.version=$kl_version" .) >&2 ||
+		die "building kubelogin in $src failed"
+fi
+[ -x "$kubelogin" ] || kubelogin=
+export BENCH_KUBELOGIN_BIN=$kubelogin
+
 # waitfor FILE REGEX: the first match of REGEX's group 1 in FILE, within 20s.
 waitfor() {
 	local i
@@ -114,10 +161,17 @@ waitfor() {
 }
 
 # --- the servers -----------------------------------------------------------
+# The upstream API of the gateways, on the servers' core.
+"${server_pin[@]}" "$work/benchtool" upstream -listen 127.0.0.1:0 2>"$work/upstream.log" &
+up_pid=$!
+pids+=("$up_pid")
+up_url=$(waitfor "$work/upstream.log" 'listening on (http://127\.0\.0\.1:[0-9]+)')
+up_port=${up_url##*:}
+
 # serve --dev: the validating server and its development broker; the key is
 # kept in a file so that benchtool can sign tokens the server accepts.
 "${server_pin[@]}" "$work/pbench-auth" serve --dev --listen 127.0.0.1:0 --dev-key "$work/key.pem" \
-	--dev-token-ttl 1h >/dev/null 2>"$work/serve.log" &
+	--dev-token-ttl 1h --upstream "$up_url" >/dev/null 2>"$work/serve.log" &
 serve_pid=$!
 pids+=("$serve_pid")
 serve_url=$(waitfor "$work/serve.log" 'listening on (http://127\.0\.0\.1:[0-9]+)')
@@ -144,6 +198,34 @@ curl -sf -H @"$work/header" "$serve_url/api/v1/user" >/dev/null || die "serve do
 curl -sf -X POST -H @"$work/header" "$serve_url/api/v1/key?label=bench" |
 	/usr/bin/python3 -c 'import json, sys; print("Authorization: Bearer " + json.load(sys.stdin)["key"])' >"$work/keyheader" ||
 	die "serve did not create an API key"
+curl -sf -H @"$work/header" "$serve_url/api/v1/datasets" >/dev/null || die "serve's gateway does not answer"
+
+# oauth2-proxy as a JWT-bearer gateway to the same upstream: it checks the
+# Bearer token against the broker's keys (OIDC discovery) and proxies; no
+# cookie session is ever made. Its client secret and cookie secret are
+# throw-away values it insists on.
+(umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n=' | head -c 32 >"$work/cookie-secret")
+OAUTH2_PROXY_COOKIE_SECRET=$(cat "$work/cookie-secret") OAUTH2_PROXY_CLIENT_SECRET=unused \
+	"${server_pin[@]}" "$oauth2_proxy" --http-address 127.0.0.1:0 --upstream "$up_url" \
+	--provider oidc --oidc-issuer-url "$issuer" --client-id pbench-client \
+	--skip-jwt-bearer-tokens --extra-jwt-issuers "$issuer=pbench-client" --email-domain '*' \
+	--insecure-oidc-allow-unverified-email --cookie-secure=false --skip-provider-button \
+	>"$work/oauth2-proxy.log" 2>&1 &
+o2p_pid=$!
+pids+=("$o2p_pid")
+# It does not say which port :0 gave it: its listening socket does (/proc).
+for i in $(seq 100); do
+	o2p_port=$("$work/benchtool" conns -pid "$o2p_pid" -listening 2>/dev/null) && break
+	kill -0 "$o2p_pid" 2>/dev/null || { sed 's/^/  | /' "$work/oauth2-proxy.log" >&2; die "oauth2-proxy did not start"; }
+	sleep 0.2
+done
+[ -n "${o2p_port:-}" ] || die "oauth2-proxy listens on no port (see $work/oauth2-proxy.log)"
+o2p_url=http://127.0.0.1:$o2p_port
+for i in $(seq 100); do
+	curl -sf -H @"$work/header" "$o2p_url/api/v1/datasets" >/dev/null && break
+	[ "$i" -lt 100 ] || { sed 's/^/  | /' "$work/oauth2-proxy.log" >&2; die "oauth2-proxy does not accept the broker's token"; }
+	sleep 0.2
+done
 
 # --- load runs (wrk) -------------------------------------------------------
 # cputicks PID: user + system CPU time of the whole process, in clock ticks.
@@ -213,6 +295,61 @@ for r in $(seq "$rounds"); do
 	wrkrun healthz-short "$serve_url" "$first_duration" "${health[@]}"
 done
 
+# --- the gateways ----------------------------------------------------------------
+# gwrun NAME URL GATEWAY_PID [VAR=VALUE...]: a wrk run through a gateway (or,
+# with GATEWAY_PID empty, at the upstream alone) with the repeated token. It
+# records the CPU time per request of the gateway (gw_cpu_us) and of the
+# upstream (up_cpu_us), both from /proc/PID/stat, the upstream connections
+# accepted per request (upconns, counted by the upstream) and the
+# gateway's open connections to the upstream after the run (pool, from
+# /proc/PID/fd and /proc/net/tcp).
+upconns() { curl -sf "$up_url/_bench/conns"; }
+gwrun() {
+	local name=$1 url=$2 gw=$3
+	shift 3
+	local line g0=0 g1=0 u0 u1 k0 k1 n extra=""
+	[ -z "$gw" ] || g0=$(cputicks "$gw")
+	u0=$(cputicks "$up_pid") k0=$(upconns)
+	line=$(env BENCH_PATH=/api/v1/datasets BENCH_HEADER_FILE="$work/header" "$@" "${client_pin[@]}" \
+		wrk -t1 -c"$conns" -d"$duration" --latency -s "$here/wrk/bench.lua" "$url" | grep '^RESULT ') ||
+		die "wrk $name: no result"
+	[ -z "$gw" ] || g1=$(cputicks "$gw")
+	u1=$(cputicks "$up_pid") k1=$(upconns)
+	n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+	if [ -n "$gw" ]; then
+		extra=" gw_cpu_us=$(awk -v t=$((g1 - g0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
+		extra+=" pool=$("$work/benchtool" conns -pid "$gw" -port "$up_port")"
+	fi
+	extra+=" up_cpu_us=$(awk -v t=$((u1 - u0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')"
+	extra+=" upconns=$(awk -v k=$((k1 - k0)) -v n="$n" 'BEGIN {printf "%.4f", k / n}')"
+	echo "wrk $name ${line#RESULT }$extra" >>"$results"
+	say "  $name: ${line#RESULT }$extra"
+}
+gateways=("upstream|$up_url|" "gateway|$serve_url|$serve_pid" "oauth2-proxy|$o2p_url|$o2p_pid")
+# The API-key path through the gateway: the key made above (or
+# BENCH_APIKEY_HEADER_FILE's), when the gateway accepts it.
+apikey_header=${BENCH_APIKEY_HEADER_FILE:-$work/keyheader}
+if curl -sf -H @"$apikey_header" "$serve_url/api/v1/datasets" >/dev/null; then
+	gateways+=("gateway-apikey|$serve_url|$serve_pid|BENCH_HEADER_FILE=$apikey_header")
+else
+	say "bench: the gateway refuses the API key: its path is not measured"
+fi
+say "bench: warm-up of the gateways"
+for g in "${gateways[@]}"; do
+	IFS='|' read -r name url gw env1 <<<"$g"
+	duration=2s gwrun "$name" "$url" "$gw" ${env1:+"$env1"} >/dev/null 2>&1
+done
+sed -i '/^wrk \(upstream\|gateway\|gateway-apikey\|oauth2-proxy\) /d' "$results"
+say "bench: $rounds rounds of upstream alone / pbench-auth gateway / oauth2-proxy ($duration each), same token"
+for r in $(seq "$rounds"); do
+	# Rotate the order, so that each takes each place in turn.
+	n=${#gateways[@]}
+	for i in $(seq 0 $((n - 1))); do
+		IFS='|' read -r name url gw env1 <<<"${gateways[$(((i + r) % n))]}"
+		gwrun "$name" "$url" "$gw" ${env1:+"$env1"}
+	done
+done
+
 # --- memory ------------------------------------------------------------------
 if [ "$used" -lt "$ntokens" ]; then
 	say "bench: sending the other $((ntokens - used)) tokens, each once"
@@ -255,4 +392,5 @@ else
 fi
 
 # --- report --------------------------------------------------------------------
-/usr/bin/python3 "$here/report.py" "$results" "$work/hyperfine" "$store"
+/usr/bin/python3 "$here/report.py" "$results" "$work/hyperfine" "$store" ${BENCH_PLOT:+"$BENCH_PLOT"}
+[ -z "${BENCH_PLOT:-}" ] || say "bench: plot of the gateways' req/s written to $BENCH_PLOT"

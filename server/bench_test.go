@@ -93,6 +93,21 @@ func BenchmarkHandlerHealthz(b *testing.B) {
 	benchHandler(b, h.srv.Handler(), "/healthz", "")
 }
 
+// BenchmarkHandlerGateway is a proxied request with a repeated token: the
+// whole handler, then the upstream (a loopback HTTP server) and back.
+func BenchmarkHandlerGateway(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"datasets":[]}`))
+	}))
+	defer up.Close()
+	ti := newTestIssuer(b)
+	h := newHarness(b, ti, func(c *Config) {
+		c.Upstream = up.URL
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	})
+	benchHandler(b, h.srv.Handler(), "/api/v1/datasets", ti.token(h.clock.Now(), nil))
+}
+
 func benchHandler(b *testing.B, hd http.Handler, path, token string) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

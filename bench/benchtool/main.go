@@ -4,6 +4,8 @@
 //	benchtool mint -issuer URL -key FILE -n N -tokens FILE -header FILE
 //	benchtool browse [-user NAME -pass PASSWORD] URL
 //	benchtool send -url URL -tokens FILE [-from N] [-c 4]
+//	benchtool upstream [-listen 127.0.0.1:0]
+//	benchtool conns -pid PID -port PORT
 //
 // mint logs in at the development broker of `serve --dev` (code flow with
 // PKCE, the broker's form filled by devbrowser) to get one real access
@@ -23,6 +25,16 @@
 // requests in flight, and fails unless every answer is 200. It fills the
 // server's verified-token cache before its memory is read; it measures
 // nothing (wrk does the load runs).
+//
+// upstream is the API behind the gateways (pbench-auth serve --upstream,
+// oauth2-proxy): it answers every GET with a small JSON document, like an
+// API listing, keeps connections alive, and counts the TCP connections it
+// accepted, which GET /_bench/conns returns (asked directly, not through a
+// gateway). It prints "listening on URL" on stderr.
+//
+// conns prints how many TCP connections process PID has open to PORT
+// (ESTABLISHED, from /proc/PID/fd and /proc/net/tcp): the gateway's pool of
+// upstream connections.
 package main
 
 import (
@@ -55,7 +67,9 @@ import (
 const usage = `usage:
   benchtool mint -issuer URL -key FILE -n N -tokens FILE -header FILE [-user NAME -pass PASSWORD] [-ttl 1h]
   benchtool browse [-user NAME -pass PASSWORD] URL
-  benchtool send -url URL -tokens FILE [-from N] [-c 4]`
+  benchtool send -url URL -tokens FILE [-from N] [-c 4]
+  benchtool upstream [-listen 127.0.0.1:0]
+  benchtool conns -pid PID -port PORT`
 
 func main() {
 	if len(os.Args) < 2 {
@@ -72,6 +86,10 @@ func main() {
 		err = browse(ctx, os.Args[2:])
 	case "send":
 		err = send(ctx, os.Args[2:])
+	case "upstream":
+		err = upstream(os.Args[2:])
+	case "conns":
+		err = conns(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q\n%s", os.Args[1], usage)
 	}
