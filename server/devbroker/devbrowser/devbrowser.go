@@ -9,6 +9,7 @@ package devbrowser
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +19,6 @@ import (
 	"strings"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
-	"golang.org/x/net/html"
 )
 
 const (
@@ -208,37 +208,66 @@ func readPage(resp *http.Response) (*page, error) {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("%s answered HTTP %d with %s instead of a page: %s", p.where, resp.StatusCode, ct, strings.TrimSpace(string(body)))
 	}
-	doc, err := html.Parse(io.LimitReader(resp.Body, maxPageBytes))
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", p.where, err)
-	}
+	// encoding/xml in its lenient mode reads the broker's pages (HTML from
+	// html/template: void elements, attributes without values, numeric
+	// character references) without golang.org/x/net/html, whose entity
+	// table was built at the start of every pbench-auth process (this
+	// package is linked into pbench-auth demo).
+	dec := xml.NewDecoder(io.LimitReader(resp.Body, maxPageBytes))
+	dec.Strict = false
+	dec.AutoClose = xml.HTMLAutoClose
 	var cur *form
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			switch n.Data {
+	var errText *strings.Builder // collecting the text of the id="error" element
+	errDepth, depth := 0, 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", p.where, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			n := element{name: strings.ToLower(t.Name.Local), attrs: t.Attr}
+			switch n.name {
 			case "form":
 				cur = newForm(resp.Request.URL, n)
 				p.forms = append(p.forms, cur)
-				defer func() { cur = nil }()
 			case "input", "button":
 				if cur != nil {
 					cur.add(n)
 				}
 			}
-			if attr(n, "id") == "error" {
-				p.errorText = strings.TrimSpace(text(n))
+			if errText == nil && attr(n, "id") == "error" {
+				errText, errDepth = &strings.Builder{}, depth
+			}
+		case xml.EndElement:
+			if strings.EqualFold(t.Name.Local, "form") {
+				cur = nil
+			}
+			if errText != nil && depth == errDepth {
+				p.errorText = strings.TrimSpace(errText.String())
+				errText, errDepth = nil, -1
+			}
+			depth--
+		case xml.CharData:
+			if errText != nil {
+				errText.Write(t)
 			}
 		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
 	}
-	walk(doc)
 	return p, nil
 }
 
-func newForm(base *url.URL, n *html.Node) *form {
+// element is a start tag: its lower-case name and its attributes.
+type element struct {
+	name  string
+	attrs []xml.Attr
+}
+
+func newForm(base *url.URL, n element) *form {
 	action, err := base.Parse(attr(n, "action"))
 	if err != nil {
 		action = base
@@ -250,14 +279,14 @@ func newForm(base *url.URL, n *html.Node) *form {
 	return &form{action: action, method: method, values: url.Values{}, inputs: map[string]bool{}, buttons: url.Values{}}
 }
 
-func (f *form) add(n *html.Node) {
+func (f *form) add(n element) {
 	name := attr(n, "name")
 	if name == "" {
 		return
 	}
 	f.inputs[name] = true
 	typ := strings.ToLower(attr(n, "type"))
-	if n.Data == "button" && typ == "" {
+	if n.name == "button" && typ == "" {
 		typ = "submit"
 	}
 	switch typ {
@@ -303,31 +332,16 @@ func (p *page) noForm(what string) error {
 	return fmt.Errorf("%s (HTTP %d) has no %s form", p.where, p.status, what)
 }
 
-func attr(n *html.Node, key string) string {
+func attr(n element, key string) string {
 	v, _ := attrOK(n, key)
 	return v
 }
 
-func attrOK(n *html.Node, key string) (string, bool) {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val, true
+func attrOK(n element, key string) (string, bool) {
+	for _, a := range n.attrs {
+		if strings.EqualFold(a.Name.Local, key) && a.Name.Space == "" {
+			return a.Value, true
 		}
 	}
 	return "", false
-}
-
-func text(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(n)
-	return b.String()
 }
