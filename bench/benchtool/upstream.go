@@ -107,7 +107,7 @@ func sockets(proc string) ([]tcpSocket, error) {
 	}
 	var socks []tcpSocket
 	for _, table := range []string{"net/tcp", "net/tcp6"} {
-		f, err := os.Open(filepath.Join(proc, table))
+		f, err := os.Open(filepath.Join(proc, table)) // #nosec G304 -- /proc/PID/net/tcp{,6}
 		if err != nil {
 			continue
 		}
