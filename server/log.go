@@ -67,6 +67,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 		}
 		s.metrics.requests[rec.outcome].Inc()
+		// "request": serve buffers the lines with this message (pkg/cmd/serve).
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),

@@ -16,13 +16,14 @@ const (
 	logBufferSize = 32 << 10
 )
 
-// logWriter buffers serve's log lines (one per request) and writes them out
-// together: at most logFlushInterval after the first line of a batch, when
-// logBufferSize is reached, at a warning or an error (flushHandler), and at
-// shutdown (Flush). Under load this turns one write(2) per request into one
-// per batch, several microseconds of CPU per request, without dropping or
-// shortening any line. A process killed with SIGKILL loses the lines of the
-// last interval.
+// logWriter buffers serve's request lines (one per request) and writes them
+// out together: at most logFlushInterval after the first line of a batch,
+// when logBufferSize is reached, with any other line (flushHandler: key
+// loads, reloads, warnings, errors are written at once), and at shutdown
+// (Flush). Under load this turns one write(2) per request into one per
+// batch, several microseconds of CPU per request, without dropping or
+// shortening any line. A process killed with SIGKILL loses the request
+// lines of the last interval.
 type logWriter struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -77,8 +78,12 @@ func (l *logWriter) flushLocked() error {
 	return err
 }
 
-// flushHandler writes warnings and errors out at once, with what was
-// buffered before them.
+// requestMessage is the message of the server's per-request line (see
+// server.logRequests), the only one left in the buffer.
+const requestMessage = "request"
+
+// flushHandler writes every line but the request lines out at once, with
+// what was buffered before it.
 type flushHandler struct {
 	slog.Handler
 	lw *logWriter
@@ -86,7 +91,7 @@ type flushHandler struct {
 
 func (h flushHandler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.Handler.Handle(ctx, r)
-	if r.Level >= slog.LevelWarn {
+	if r.Level != slog.LevelInfo || r.Message != requestMessage {
 		if ferr := h.lw.Flush(); err == nil {
 			err = ferr
 		}

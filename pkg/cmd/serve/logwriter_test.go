@@ -35,9 +35,9 @@ func (w *recordingWriter) String() string {
 	return w.buf.String()
 }
 
-// TestLogWriterBatchesLines: request lines wait in the buffer, a warning
-// writes them out with itself in one write, in order, and Flush writes out
-// the rest.
+// TestLogWriterBatchesLines: request lines wait in the buffer, any other
+// line (a warning, an info line such as a key load) writes them out with
+// itself in one write, in order, and Flush writes out the rest.
 func TestLogWriterBatchesLines(t *testing.T) {
 	out := &recordingWriter{wrote: make(chan struct{}, 1)}
 	lw := newLogWriter(out, time.Hour)
@@ -57,6 +57,11 @@ func TestLogWriterBatchesLines(t *testing.T) {
 	log.With("component", "x").Error("boom")
 	if !strings.Contains(out.String(), "component=x") {
 		t.Errorf("an error of a derived logger was not written at once: %q", out.String())
+	}
+	log.Info("request", "n", 3)
+	log.Info("reloaded the TLS certificate")
+	if o := out.String(); !strings.Contains(o, "n=3") || !strings.HasSuffix(o, "msg=\"reloaded the TLS certificate\"\n") {
+		t.Errorf("an info line other than a request line was not written at once, after the buffered ones: %q", o)
 	}
 	log.Info("request", "n", 4)
 	if err := lw.Flush(); err != nil {
