@@ -202,23 +202,26 @@ def main():
 
     # --- processes: call vs curl, start-up vs kubelogin --------------------------
     def pairs(prefix, a, b):
-        rs_, ts = [], defaultdict(list)
+        """Per-round wall-time ratios a/b, every run's wall time, and the
+        per-round ratios of CPU time (user + system, means)."""
+        rs_, ts, cpu = [], defaultdict(list), []
         for path in sorted(glob.glob(prefix + ".*.json")):
             with open(path) as f:
                 rs = {r["command"]: r for r in json.load(f)["results"]}
             ka = next(k for k in rs if k.startswith(a))
             kb = next(k for k in rs if k.startswith(b))
             rs_.append(rs[ka]["median"] / rs[kb]["median"])
+            cpu.append((rs[ka]["user"] + rs[ka]["system"]) / (rs[kb]["user"] + rs[kb]["system"]))
             ts[a] += rs[ka]["times"]
             ts[b] += rs[kb]["times"]
-        return rs_, ts
+        return rs_, ts, cpu
 
     for prefix, a, b, label, limit in [
         (hyperfine, "pbench-auth call", "curl", "call", 1.3),
         (hyperfine + "-version", "pbench-auth version", "kubelogin version", "version", 0.9),
         (hyperfine + "-token", "pbench-auth token", "kubelogin get-token", "token (file store)", 0.9),
     ]:
-        rounds, times = pairs(prefix, a, b)
+        rounds, times, cpu = pairs(prefix, a, b)
         peer = b.split()[0] if b != "curl" else "curl"
         tlabel = f"{label} <= {limit}x {b}" + (" (warm)" if "get-token" in b else "")
         if not rounds:
@@ -230,7 +233,8 @@ def main():
         what = f"{a} ({store} store)" if b == "curl" else a
         rows.append(f"  {what} median {statistics.median(times[a]) * 1000:.2f} ms, {b} median "
                     f"{statistics.median(times[b]) * 1000:.2f} ms ({len(times[a])} runs each)")
-        rows.append(f"  {label} / {peer} {r:.2f}x ({spread(rounds)})")
+        rows.append(f"  {label} / {peer} {r:.2f}x ({spread(rounds)}); CPU time (user+sys) "
+                    f"{statistics.median(cpu):.2f}x ({spread(cpu)})")
         target(tlabel, r <= limit, f"{r:.2f}x")
 
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
