@@ -160,6 +160,8 @@ func TestEveryConfigFlagWinsOverTheFile(t *testing.T) {
 			fileVal, flagVal = "9s", "7s"
 		case "bool":
 			fileVal, flagVal = "false", "true"
+		case "int":
+			fileVal, flagVal = "9", "7"
 		default:
 			t.Fatalf("--%s: a flag of type %s: teach this test a value for it", f.Name, f.Value.Type())
 		}
