@@ -60,7 +60,7 @@ def plot_svg(path, series, caption):
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="13">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="22" font-weight="bold">{esc(caption)}</text>']
+           f'<text x="10" y="22" font-weight="bold">{esc(caption)}</text>']
     step = 10 ** max(0, len(str(int(peak))) - 1)
     for tick in range(0, int(peak) + 1, step):
         x = left + tick * scale
@@ -74,7 +74,8 @@ def plot_svg(path, series, caption):
         out.append(f'<rect x="{left}" y="{y}" width="{m * scale:.1f}" height="{bar_h}" fill="{colors[i % 4]}"/>')
         for v in values:
             out.append(f'<circle cx="{left + v * scale:.1f}" cy="{y + bar_h / 2:.1f}" r="3" fill="black"/>')
-        out.append(f'<text x="{left + m * scale + 8:.1f}" y="{y + bar_h / 2 + 5:.1f}">{m:,.0f}</text>')
+        # The median's label, right of the bar and of every round's dot.
+        out.append(f'<text x="{left + max(values) * scale + 10:.1f}" y="{y + bar_h / 2 + 5:.1f}">{m:,.0f}</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
