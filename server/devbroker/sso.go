@@ -56,9 +56,8 @@ func cookieValue(r *http.Request, name string) string {
 
 // The pages keycloak-js loads in hidden iframes. They are meant to be framed
 // by the client's pages (so no frame-ancestors), and run one inline script
-// each, allowed by a nonce.
-
-// iframeTemplate is parsed on first use, like pageTemplate.
+// each, allowed by a nonce. The template is parsed on first use, like
+// pageTemplate.
 var iframeTemplate = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("iframe").Parse(iframeHTML))
 })
