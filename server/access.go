@@ -28,11 +28,11 @@ func (s *Server) gateway(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.anonymous(r, &p) {
 		record(w, outcomeAnonymous, "")
-		s.proxy.ServeHTTP(w, r)
+		s.proxyStream(w, r)
 		return
 	}
 	if id := s.authenticatePath(w, r, &p); id != nil {
-		s.proxy.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		s.proxyStream(w, r.WithContext(WithIdentity(r.Context(), id)))
 	}
 }
 

@@ -161,6 +161,23 @@ type Config struct {
 	// APIKeys, when set, accepts API keys as Bearer credentials and serves
 	// /api/v1/key (package server/apikey implements it). Nil: no API keys.
 	APIKeys APIKeys `yaml:"-"`
+	// ReadTimeout bounds the reading of a whole request (headers within at
+	// most 10s of it, then the body) and the writing of its answer, on every
+	// endpoint but the gateway's. A client that sends slower is disconnected.
+	// Default DefaultReadTimeout (30s).
+	ReadTimeout time.Duration `yaml:"read-timeout"`
+	// StreamIdleTimeout is the gateway's: a proxied request may take any
+	// time, but no read of the client's body and no write of the answer may
+	// stall longer than this. Default DefaultStreamIdleTimeout (60s).
+	StreamIdleTimeout time.Duration `yaml:"stream-idle-timeout"`
+	// MaxConnections caps the client connections open at once. When it is
+	// reached, a new connection is still accepted and the least active one
+	// (idle, then waiting for its first request, then the oldest) is closed:
+	// a flood of slow clients cannot lock out health checks or real clients,
+	// nor exhaust the process's file descriptors. Default: the descriptor
+	// limit (RLIMIT_NOFILE) less 64 kept for the server's own use, halved in
+	// gateway mode (each proxied request holds an upstream connection too).
+	MaxConnections int `yaml:"max-connections"`
 
 	// HTTPClient fetches the broker's discovery document and keys. Default:
 	// a client with a 15s timeout trusting the system's CAs and CACert.
@@ -269,6 +286,9 @@ func (c *Config) Validate() error {
 	if c.CacheSize < -1 {
 		add("cache-size %d: want a number of entries, or -1 to disable the cache", c.CacheSize)
 	}
+	if c.ReadTimeout < 0 || c.StreamIdleTimeout < 0 || c.MaxConnections < 0 {
+		add("read-timeout, stream-idle-timeout and max-connections must not be negative (0 means the default)")
+	}
 	if c.RefreshInterval < 0 || c.MinRefreshInterval < 0 {
 		add("refresh-interval and min-refresh-interval must not be negative")
 	}
@@ -324,6 +344,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.StreamIdleTimeout == 0 {
+		c.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections(c.Upstream != "")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -85,3 +85,11 @@ func (m *metrics) handler() http.Handler {
 		vm.WriteProcessMetrics(w)
 	})
 }
+
+// registerConns adds the connection limiter's metrics: open connections,
+// and those closed to make room (see Server.Listener).
+func (m *metrics) registerConns(l *connLimiter) {
+	m.set.NewGauge("pbench_auth_connections_open", func() float64 { return float64(l.openConns()) })
+	evicted := m.set.NewCounter("pbench_auth_connections_evicted_total")
+	l.onEvict = evicted.Inc
+}

@@ -36,6 +36,7 @@ type Server struct {
 	proxy    *httputil.ReverseProxy
 	openid   json.RawMessage // the "openid" section of /api/v1/endpoints
 	handler  http.Handler
+	conns    *connLimiter
 
 	upstreamPath string // the upstream URL's path, without a trailing "/"
 }
@@ -57,6 +58,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, rules: rules, anon: anon, trusted: trusted}
 	s.cache = newTokenCache(max(cfg.CacheSize, 0))
 	s.metrics = newMetrics(s.cache.len)
+	s.conns = newConnLimiter(cfg.MaxConnections, cfg.Logger, nil)
+	s.metrics.registerConns(s.conns)
 	s.keys = &remoteKeys{
 		issuer:      cfg.Issuer,
 		client:      cfg.HTTPClient,

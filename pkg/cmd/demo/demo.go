@@ -218,7 +218,7 @@ func startAPI(ctx context.Context) (string, error) {
 			"x-forwarded-roles": r.Header.Get("X-Forwarded-Roles"),
 		})
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	go func() { <-ctx.Done(); _ = hs.Close() }()
 	return "http://" + ln.Addr().String(), nil

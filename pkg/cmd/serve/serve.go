@@ -97,7 +97,11 @@ exact issuer, audience, authorized party, expiry, not-before and issued-at with 
 Every flag can also be set in the YAML file given by --config, under the flag's name
 (audience, allowed-client, require-role, anonymous, cors-origin and trusted-proxy take lists); flags given on the command line win.
 The file also takes cache-size (verified tokens remembered, default 100000, -1 for none),
-refresh-interval (default 5m) and min-refresh-interval (default 10s).
+refresh-interval (default 5m), min-refresh-interval (default 10s), and the limits on slow
+clients: read-timeout (whole request and answer on serve's own and the dev broker's
+endpoints, default 30s), stream-idle-timeout (longest stall of a proxied request's body or
+answer, default 60s) and max-connections (default: the file descriptor limit less 64,
+halved with --upstream; past it the least active connection is closed to let a new one in).
 
 Unless GOMEMLIMIT is set, the garbage collector gets a soft memory limit of
 20 MiB + 320 bytes per cache entry (about 51 MiB by default).`,
@@ -271,14 +275,11 @@ func run(ctx context.Context, opts *Options) error {
 	keys.Start(ctx)
 	mux.Handle("/", srv.Handler())
 
-	hs := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10, // Keycloak tokens are a few KiB; larger headers get 431
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	// Timeouts and the connection cap keep slow clients from holding the
+	// server (and the dev broker on the same listener): see server.HTTPServer.
+	hs := srv.HTTPServer(mux, logger)
+	hs.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	ln = srv.Listener(ln)
 	scheme := "http"
 	serve := func() error { return hs.Serve(ln) }
 	if cfg.TLSCert != "" {

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package server
+
+// descriptorLimit is unknown outside Unix.
+func descriptorLimit() int { return 0 }
