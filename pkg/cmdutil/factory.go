@@ -36,6 +36,14 @@ type Factory struct {
 	Verbose bool
 	// TLS holds --ca-cert and --insecure-skip-tls-verify (AddTLSFlags).
 	TLS TLSFlags
+	// AllowInsecureHTTP is --allow-insecure-http (AddTLSFlags). DANGEROUS:
+	// it lets plain http reach hosts that are not loopback, tokens included;
+	// $PBENCH_AUTH_ALLOW_INSECURE_HTTP does the same. Warned about on use.
+	AllowInsecureHTTP bool
+
+	// guard refuses plain http off the machine (see plainhttp.go); New
+	// builds it, a factory built otherwise gets it on first use.
+	guard *plainHTTPGuard
 }
 
 // New returns the factory of a real process.
@@ -47,6 +55,7 @@ func New() *Factory {
 		OpenBrowser: browser.Open,
 	}
 	f.HTTPClient = f.HTTPClients()
+	f.guard = f.plainHTTP()
 	return f
 }
 

@@ -50,6 +50,8 @@ func AddTLSFlags(root *cobra.Command, f *Factory) {
 			"PEM file of CA certificates to trust besides the system's, for the server and the broker (repeatable; default $"+CACertEnv+", else ca-cert of the server's profile in the config file)")
 		fl.BoolVar(&f.TLS.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false,
 			"DANGEROUS, for test setups only: do not verify TLS certificates (anyone on the path can read your tokens)")
+		fl.BoolVar(&f.AllowInsecureHTTP, "allow-insecure-http", false,
+			"DANGEROUS, for test setups only: allow plain http to a server or broker that is not on this machine (tokens cross the network in clear; warned on every use; also $"+AllowInsecureHTTPEnv+"=1)")
 	}
 }
 
@@ -167,7 +169,9 @@ func (f *Factory) newHTTPClient(profile string, warn *sync.Once) (*http.Client, 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
 	tr.Proxy = netutil.ProxyFunc(f.Getenv)
-	return &http.Client{Timeout: DefaultHTTPTimeout, Transport: &tlsErrorTransport{base: tr}}, nil
+	// Plain http to a host that is not loopback is refused (or warned
+	// about) for every request, redirects and broker endpoints included.
+	return &http.Client{Timeout: DefaultHTTPTimeout, Transport: &plainHTTPTransport{base: &tlsErrorTransport{base: tr}, guard: f.plainHTTP()}}, nil
 }
 
 // loadCAs returns the system's pool plus every certificate in src's files,

@@ -27,5 +27,8 @@ func (f *Factory) Server(flag string) (string, error) {
 	if err != nil {
 		return "", &UsageError{Err: err}
 	}
+	if err := f.CheckPlainHTTP(s); err != nil {
+		return "", &UsageError{Err: err}
+	}
 	return s, nil
 }
