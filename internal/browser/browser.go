@@ -1,6 +1,6 @@
 // Package browser opens URLs in the user's browser: the platform's opener
 // ($BROWSER, open, xdg-open...) or a command the user names
-// (--browser-command).
+// (--browser-command). Either opens only what CheckURL lets through.
 package browser
 
 import (
@@ -13,8 +13,14 @@ import (
 )
 
 // Open starts the platform's URL opener. $BROWSER wins when set. The opener
-// is started, not waited for.
-func Open(url string) error {
+// is started, not waited for. Only what CheckURL lets through is opened: an
+// absolute https URL (or http on loopback), never one that the opener could
+// read as an option.
+func Open(raw string) error {
+	url, err := CheckURL(raw)
+	if err != nil {
+		return err
+	}
 	var name string
 	var args []string
 	switch {
@@ -42,7 +48,7 @@ func Open(url string) error {
 // Command returns an opener that runs command with the URL as its last
 // argument (--browser-command). command is split on spaces, without shell
 // quoting: "chromium --incognito" runs chromium with two arguments. The
-// command is started, not waited for.
+// command is started, not waited for. The URL must pass CheckURL first.
 func Command(command string) (func(url string) error, error) {
 	argv := strings.Fields(command)
 	if len(argv) == 0 {
@@ -52,8 +58,14 @@ func Command(command string) (func(url string) error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--browser-command %q: %w", argv[0], err)
 	}
-	return func(url string) error {
-		cmd := exec.Command(path, append(argv[1:], url)...) // #nosec G204 -- the user's own command
+	return func(raw string) error {
+		// Only an absolute https URL (or http on loopback), which no
+		// argument parser reads as an option, reaches the command.
+		url, err := CheckURL(raw)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(path, append(argv[1:], url)...) // #nosec G204 -- the user's own command, and a checked URL
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start %s: %w", argv[0], err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
 	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
 	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/int128/oauth2cli"
@@ -17,11 +18,16 @@ import (
 // authCodeLogin is the authorization code grant through the loopback
 // listener, with PKCE S256 (unless the broker rules it out), state and nonce.
 func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
+	conf := o.oauth2Config()
+	// The broker's authorization endpoint goes to a browser and the
+	// terminal: only an absolute https URL (or http on loopback) may.
+	if _, err := browser.CheckURL(conf.Endpoint.AuthURL); err != nil {
+		return nil, fmt.Errorf("the broker's authorization_endpoint (discovery of %s): %w", o.Broker.Issuer, err)
+	}
 	addr, redirectURI, err := pickListenAddress(o.ListenAddresses, o.Prompt)
 	if err != nil {
 		return nil, err
 	}
-	conf := o.oauth2Config()
 	conf.RedirectURL = redirectURI
 
 	state, nonce := rand.Text(), rand.Text()
@@ -35,7 +41,10 @@ func authCodeLogin(ctx context.Context, o *Options) (*Result, error) {
 	} else {
 		pkce = "none (the broker does not list S256 in code_challenge_methods_supported)"
 	}
-	authURL := conf.AuthCodeURL(state, authOpts...)
+	authURL, err := browser.CheckURL(conf.AuthCodeURL(state, authOpts...))
+	if err != nil {
+		return nil, fmt.Errorf("the broker's authorization_endpoint (discovery of %s): %w", o.Broker.Issuer, err)
+	}
 
 	ready := make(chan string, 1)
 	guard := &callbackGuard{o: o, state: state, tokenURL: conf.Endpoint.TokenURL}

@@ -5,8 +5,23 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/browser"
 	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 )
+
+// printableCode reports whether a user code is short printable text (RFC
+// 8628 codes are a few letters and digits, maybe with a dash).
+func printableCode(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
 
 // deviceLogin is the device authorization grant (RFC 8628): the user opens
 // the verification URI on any device and enters the code; the CLI polls the
@@ -23,13 +38,28 @@ func deviceLogin(ctx context.Context, o *Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device authorization at %s: %w", endpoint, err)
 	}
+	// The verification URIs go to the terminal and a browser: only absolute
+	// https URLs (or http on loopback) may, and a user code is printable
+	// text without control characters.
+	verify, err := browser.CheckURL(da.VerificationURI)
+	if err != nil {
+		return nil, fmt.Errorf("the broker's verification_uri: %w", err)
+	}
+	if !printableCode(da.UserCode) {
+		return nil, errors.New("the broker's user_code is not printable text: log in without --device")
+	}
 	o.Tracef("device authorization at %s: device code %s, user code shown, verification URI %s",
-		endpoint, redact.Secret(da.DeviceCode), da.VerificationURI)
-	_, _ = fmt.Fprintf(o.Prompt, "To log in, open %s on any device and enter the code %s\n", da.VerificationURI, da.UserCode)
-	open := da.VerificationURI
+		endpoint, redact.Secret(da.DeviceCode), verify)
+	_, _ = fmt.Fprintf(o.Prompt, "To log in, open %s on any device and enter the code %s\n", verify, da.UserCode)
+	open := verify
 	if da.VerificationURIComplete != "" {
-		open = da.VerificationURIComplete
-		_, _ = fmt.Fprintf(o.Prompt, "(or open %s, which carries the code)\n", da.VerificationURIComplete)
+		complete, err := browser.CheckURL(da.VerificationURIComplete)
+		if err != nil {
+			_, _ = fmt.Fprintf(o.Prompt, "pbench-auth: ignored the broker's verification_uri_complete: %v\n", err)
+		} else {
+			open = complete
+			_, _ = fmt.Fprintf(o.Prompt, "(or open %s, which carries the code)\n", complete)
+		}
 	}
 	_, _ = fmt.Fprintf(o.Prompt, "Waiting up to %s...\n", o.Timeout)
 	if o.Browser != nil {

@@ -203,10 +203,18 @@ func endSession(opts *Options, profile, endURL string, endErr error) {
 }
 
 // endSessionURL is session.EndSessionURL of the tokens logout read (nil
-// when there were none, which Logout reports as not logged in).
+// when there were none, which Logout reports as not logged in), once
+// browser.CheckURL accepts it: it is printed for the user and opened.
 func endSessionURL(ts *tokenstore.TokenSet) (string, error) {
 	if ts == nil {
 		return "", session.ErrNoEndSession
 	}
-	return session.EndSessionURL(ts)
+	u, err := session.EndSessionURL(ts)
+	if err != nil {
+		return "", err
+	}
+	if u, err = browser.CheckURL(u); err != nil {
+		return "", fmt.Errorf("the broker's end_session_endpoint: %w", err)
+	}
+	return u, nil
 }

@@ -356,3 +356,28 @@ func TestLogoutNoEndSession(t *testing.T) {
 		}
 	}
 }
+
+// An end-session endpoint that is not https (or http on loopback) is never
+// opened nor offered: with or without --browser, the logout goes on.
+func TestLogoutHostileEndSession(t *testing.T) {
+	for _, bad := range []string{"http://evil.example.com/logout", "https://user:pw@evil.example.com/logout"} {
+		for _, args := range [][]string{nil, {"--browser"}} {
+			fx := newFixture(t, serverA)
+			fx.edit(t, serverA, func(ts *tokenstore.TokenSet) { ts.RevocationEndpoint, ts.EndSessionEndpoint = "", bad })
+			urls := fx.opened()
+			if code, err := fx.logout(append([]string{"--server", serverA}, args...)...); code != 0 {
+				t.Fatalf("%s %v: exit %d: %v", bad, args, code, err)
+			}
+			stderr := fx.errOut.String()
+			if len(*urls) != 0 || strings.Contains(stderr, "open "+bad) || strings.Contains(stderr, "\n"+bad) {
+				t.Errorf("%s %v: opened %v, stderr %q", bad, args, *urls, stderr)
+			}
+			if fx.stored(t, serverA) {
+				t.Errorf("%s %v: tokens kept", bad, args)
+			}
+			if len(args) > 0 && !strings.Contains(stderr, "refusing to open") {
+				t.Errorf("%s %v: stderr %q: want the refusal", bad, args, stderr)
+			}
+		}
+	}
+}
