@@ -9,14 +9,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 )
 
 // fileStore keeps one JSON file per profile in dir. Files are 0600 in a
 // 0700 directory and replaced atomically (temp file + rename), so a reader
-// never sees half a token set. A file that others can read is refused.
+// never sees half a token set. As ssh does with ~/.ssh, it trusts nothing
+// it did not make (see fs_unix.go): a directory or file that is a symbolic
+// link, or owned by another user, is refused, never followed; a token file
+// that others may read is refused; a directory that others may enter is
+// tightened to 0700.
 type fileStore struct {
 	dir string
 }
@@ -61,7 +64,7 @@ func fileName(profile string) string {
 }
 
 func (s *fileStore) Load(profile string) (*TokenSet, error) {
-	rec, err := s.read(s.Location(profile))
+	rec, err := s.read(fileName(profile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotFound
 	}
@@ -74,28 +77,20 @@ func (s *fileStore) Load(profile string) (*TokenSet, error) {
 	return rec.Tokens, nil
 }
 
-func (s *fileStore) read(path string) (*fileRecord, error) {
-	f, err := os.Open(path) // #nosec G304 -- path is derived from our own directory and a hashed name
+// maxFileSize bounds a token file: a token set is a few KiB.
+const maxFileSize = 1 << 20
+
+// read reads and decodes the file name of the store's directory (see
+// fs_unix.go for the checks made on the way).
+func (s *fileStore) read(name string) (*fileRecord, error) {
+	b, err := s.readFile(name)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = f.Close() }()
-	if runtime.GOOS != "windows" {
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("token file %s: %w", path, err)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			return nil, fmt.Errorf("token file %s has mode %04o, so other users may read your tokens: run `chmod 600 %s` (and log in again if they could have been copied)", path, perm, path)
-		}
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("read token file %s: %w", path, err)
-	}
 	var rec fileRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("token file %s is not readable (delete it and log in again): %w", path, err)
+		path := filepath.Join(s.dir, name)
+		return nil, corrupt(err, "token file %s is damaged (%v): log out to remove it, then log in again", path, err)
 	}
 	return &rec, nil
 }
@@ -105,61 +100,68 @@ func (s *fileStore) Save(profile string, ts *TokenSet) error {
 	if err != nil {
 		return fmt.Errorf("encode tokens: %w", err)
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("create token directory: %w", err)
-	}
-	path := s.Location(profile)
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*") // created 0600
-	if err != nil {
-		return fmt.Errorf("save tokens: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // a no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
-		_ = tmp.Close()
-		return fmt.Errorf("save tokens: %w", err)
-	}
-	_, werr := tmp.Write(b)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("save tokens to %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save tokens to %s: %w", path, err)
+	if err := s.writeFile(fileName(profile), b); err != nil {
+		return fmt.Errorf("save tokens of %s: %w", profile, err)
 	}
 	return nil
 }
 
 func (s *fileStore) Delete(profile string) error {
-	err := os.Remove(s.Location(profile))
+	err := s.removeFile(fileName(profile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete tokens of %s: %w", profile, err)
 	}
 	return nil
 }
 
+// List names the profiles of every readable token file; files that cannot
+// be read are skipped (Unreadable names them).
 func (s *fileStore) List() ([]string, error) {
-	entries, err := os.ReadDir(s.dir)
+	ps, _, err := s.scan()
+	return ps, err
+}
+
+// Unreadable lists the token files that List skipped, with why.
+func (s *fileStore) Unreadable() ([]Unreadable, error) {
+	_, bad, err := s.scan()
+	return bad, err
+}
+
+// DeleteUnreadable removes a token file of the store's directory that List
+// skipped. It refuses anything else.
+func (s *fileStore) DeleteUnreadable(location string) error {
+	name := filepath.Base(location)
+	if filepath.Join(s.dir, name) != filepath.Clean(location) || !strings.HasSuffix(name, fileSuffix) {
+		return fmt.Errorf("%s is not a token file of %s", location, s.dir)
+	}
+	if err := s.removeFile(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", location, err)
+	}
+	return nil
+}
+
+func (s *fileStore) scan() (ps []string, bad []Unreadable, err error) {
+	names, err := s.listNames()
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list profiles: %w", err)
+		return nil, nil, fmt.Errorf("list profiles: %w", err)
 	}
-	var ps []string
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), fileSuffix) {
+	for _, name := range names {
+		if !strings.HasSuffix(name, fileSuffix) {
 			continue
 		}
-		rec, err := s.read(filepath.Join(s.dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("list profiles: %w", err)
-		}
-		if rec.Profile != "" {
+		rec, err := s.read(name)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			bad = append(bad, Unreadable{Location: filepath.Join(s.dir, name), Err: err})
+		case rec.Profile != "":
 			ps = append(ps, rec.Profile)
 		}
 	}
-	return ps, nil
+	return ps, bad, nil
 }
 
 // warnStore is the file store chosen by "auto" because the keyring did not

@@ -81,7 +81,7 @@ func (s *keyringStore) Load(profile string) (*TokenSet, error) {
 	}
 	var ts TokenSet
 	if err := json.Unmarshal(b, &ts); err != nil {
-		return nil, fmt.Errorf("tokens of %s in the keyring are not readable (log in again): %w", profile, err)
+		return nil, corrupt(err, "tokens of %s in the keyring are not readable (log out and in again): %v", profile, err)
 	}
 	return &ts, nil
 }
@@ -129,7 +129,7 @@ func (s *keyringStore) readIndex() ([]string, error) {
 	}
 	var ps []string
 	if err := json.Unmarshal(b, &ps); err != nil {
-		return nil, fmt.Errorf("keyring profile index is not readable: %w", err)
+		return nil, corrupt(err, "keyring profile index is not readable: %v", err)
 	}
 	return ps, nil
 }
@@ -212,7 +212,12 @@ func (s *keyringStore) getValue(key string) ([]byte, error) {
 		}
 		time.Sleep(tornDelay)
 	}
-	return s.readValue(key)
+	b, err := s.readValue(key)
+	var torn tornError
+	if errors.As(err, &torn) {
+		return nil, corrupt(err, "%s", err.Error())
+	}
+	return b, err
 }
 
 // readAhead is how many chunks readValue reads together with the header,
@@ -234,7 +239,7 @@ func (s *keyringStore) readValue(key string) ([]byte, error) {
 	// once): a damaged one must not start millions of reads.
 	if err := json.Unmarshal([]byte(raw), &h); err != nil || h.Version != headerVersion || h.Chunks < 1 ||
 		h.Length < 0 || h.Length > maxValueLen || h.Chunks > max(1, h.Length) {
-		return nil, fmt.Errorf("keyring entry %q has an unknown format (log in again to rewrite it)", key)
+		return nil, corrupt(nil, "keyring entry %q has an unknown format (log out and in again to rewrite it)", key)
 	}
 	chunks := first[1:min(1+h.Chunks, len(first))]
 	if h.Chunks > readAhead {

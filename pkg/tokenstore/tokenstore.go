@@ -5,6 +5,7 @@ package tokenstore
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -35,6 +36,54 @@ type TokenSet struct {
 
 // ErrNotFound is returned by Load when the profile has no stored tokens.
 var ErrNotFound = errors.New("no tokens stored")
+
+// Errors of stored tokens that exist but cannot be used (errors.Is). Their
+// messages say which file or entry, what is wrong and what to do.
+var (
+	// ErrCorrupt: the stored value is damaged (truncated, garbage, torn).
+	// It holds nothing usable: Delete removes it.
+	ErrCorrupt = errors.New("stored tokens are damaged")
+	// ErrUnsafe: the file store refused a file or directory it does not
+	// trust: a symbolic link, something other than a regular file, one
+	// owned by another user, or a token file that others may read.
+	ErrUnsafe = errors.New("stored tokens are not safe to use")
+)
+
+// storeError is an ErrCorrupt or ErrUnsafe with its own message.
+type storeError struct {
+	kind error // ErrCorrupt or ErrUnsafe
+	msg  string
+	err  error
+}
+
+func (e *storeError) Error() string        { return e.msg }
+func (e *storeError) Is(target error) bool { return target == e.kind }
+func (e *storeError) Unwrap() error        { return e.err }
+
+func corrupt(err error, format string, args ...any) error {
+	return &storeError{kind: ErrCorrupt, msg: fmt.Sprintf(format, args...), err: err}
+}
+
+func unsafeErr(format string, args ...any) error {
+	return &storeError{kind: ErrUnsafe, msg: fmt.Sprintf(format, args...)}
+}
+
+// UnreadableLister is implemented by stores that can name, and remove,
+// entries that List skipped because they cannot be read (the file store:
+// a damaged file holds no profile name).
+type UnreadableLister interface {
+	// Unreadable lists the locations of the entries List skipped, with why.
+	Unreadable() ([]Unreadable, error)
+	// DeleteUnreadable removes one of them; it refuses what is not safe to
+	// remove (a symbolic link, another user's file).
+	DeleteUnreadable(location string) error
+}
+
+// Unreadable is an entry that List skipped.
+type Unreadable struct {
+	Location string
+	Err      error
+}
 
 // Store persists token sets by profile name (the normalised server URL, or
 // the issuer for a direct login).
