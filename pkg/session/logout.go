@@ -27,12 +27,29 @@ var ErrNoRevocation = errors.New("the broker has no revocation endpoint: the ref
 // revocation (ErrNoRevocation, ErrBrokerUnreachable, or the broker's
 // answer); err reports what kept the tokens on this machine (including
 // ErrNotLoggedIn when there were none).
+//
+// Stored tokens that cannot be read (damaged, or refused by the file store:
+// see tokenstore.ErrCorrupt and ErrUnsafe) never block the logout: they
+// cannot be revoked (revokeErr says so), and are deleted where the store
+// can do so safely (err says why not otherwise).
 func (m *Manager) Logout(ctx context.Context, profile string) (revokeErr, err error) {
-	ts, unlock, err := m.lockAndLoad(ctx, profile)
+	unlock, err := m.lock(ctx, profile)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	ts, err := m.load(profile)
+	switch {
+	case errors.Is(err, tokenstore.ErrCorrupt), errors.Is(err, tokenstore.ErrUnsafe):
+		revokeErr = fmt.Errorf("the stored tokens cannot be read, so they were not revoked: %w", err)
+		if err := m.Store.Delete(profile); err != nil {
+			return revokeErr, fmt.Errorf("delete tokens of %s: %w", profile, err)
+		}
+		m.trace("deleted the unreadable tokens of %s from %s", profile, m.Store.Location(profile))
+		return revokeErr, nil
+	case err != nil:
+		return nil, err
+	}
 	token, hint := ts.RefreshToken, "refresh_token"
 	if token == "" {
 		token, hint = ts.AccessToken, "access_token"

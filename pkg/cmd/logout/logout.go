@@ -120,7 +120,7 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if len(profiles) == 0 {
+	if len(profiles) == 0 && !hasUnreadable(m.Store) {
 		_, _ = fmt.Fprintln(opts.IO.ErrOut, "not logged in anywhere: nothing to do")
 		return nil
 	}
@@ -135,6 +135,7 @@ func run(ctx context.Context, opts *Options) error {
 		}
 		errs = append(errs, logout(ctx, opts, &pm, p))
 	}
+	errs = append(errs, removeUnreadable(opts, m.Store)...)
 	return report(errs, opts)
 }
 
@@ -153,6 +154,40 @@ func report(errs []error, opts *Options) error {
 		return cmdutil.ErrSilent
 	}
 	return nil
+}
+
+func hasUnreadable(store tokenstore.Store) bool {
+	ul, ok := store.(tokenstore.UnreadableLister)
+	if !ok {
+		return false
+	}
+	bad, err := ul.Unreadable()
+	return err != nil || len(bad) > 0
+}
+
+// removeUnreadable is logout --all's pass over the token files that List
+// skipped because they cannot be read (damaged, a link, another user's):
+// their tokens cannot be revoked; the damaged ones of the user are deleted,
+// and the others reported for the user to remove.
+func removeUnreadable(opts *Options, store tokenstore.Store) []error {
+	ul, ok := store.(tokenstore.UnreadableLister)
+	if !ok {
+		return nil
+	}
+	bad, err := ul.Unreadable()
+	if err != nil {
+		return []error{err}
+	}
+	var failed []error
+	for _, u := range bad {
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "warning: %s cannot be read, so its tokens were not revoked: %v\n", u.Location, u.Err)
+		if err := ul.DeleteUnreadable(u.Location); err != nil {
+			failed = append(failed, err)
+			continue
+		}
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "deleted %s\n", u.Location)
+	}
+	return failed
 }
 
 // logout logs out of one profile and reports it; only a failed local

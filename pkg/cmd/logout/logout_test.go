@@ -381,3 +381,83 @@ func TestLogoutHostileEndSession(t *testing.T) {
 		}
 	}
 }
+
+// damage truncates profile's token file, as a crash or a full disk would.
+func (fx *fixture) damage(t *testing.T, profile string) string {
+	t.Helper()
+	path := fx.store.Location(profile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b[:len(b)/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A damaged token file does not block logout: it is deleted, and the user
+// told that nothing could be revoked.
+func TestLogoutDamagedFile(t *testing.T) {
+	for _, damage := range map[string]func(string) error{
+		"truncated": nil,
+		"garbage":   func(p string) error { return os.WriteFile(p, []byte("\x00\xffnot json"), 0o600) },
+		"empty":     func(p string) error { return os.WriteFile(p, nil, 0o600) },
+	} {
+		fx := newFixture(t, serverA)
+		path := fx.damage(t, serverA)
+		if damage != nil {
+			if err := damage(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if code, err := fx.logout("--server", serverA); code != 0 {
+			t.Fatalf("exit %d: %v\n%s", code, err, fx.errOut)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("damaged file kept: %v", err)
+		}
+		if !strings.Contains(fx.errOut.String(), "not revoked") || !strings.Contains(fx.errOut.String(), "logged out of "+serverA) {
+			t.Errorf("stderr %q", fx.errOut)
+		}
+	}
+}
+
+// logout --all goes past a damaged profile, a linked file and stray garbage,
+// revokes every readable profile, and deletes what is safe to delete.
+func TestLogoutAllPastBadProfiles(t *testing.T) {
+	const serverC = "https://c.example.com"
+	fx := newFixture(t, serverA, serverB, serverC)
+	damaged := fx.damage(t, serverA)
+	// A link where serverC's file was, to a token file elsewhere.
+	linked := fx.store.Location(serverC)
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere.json")
+	if err := os.Rename(linked, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, linked); err != nil {
+		t.Fatal(err)
+	}
+	code, err := fx.logout("--all")
+	if code == 0 {
+		t.Errorf("exit 0: the link it could not remove must fail the run (%v)", err)
+	}
+	if fx.stored(t, serverB) || len(fx.broker.Revoked()) != 1 {
+		t.Fatalf("b stored %v, revoked %v: want b revoked past the bad profiles\n%s", fx.stored(t, serverB), fx.broker.Revoked(), fx.errOut)
+	}
+	if _, err := os.Stat(damaged); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("damaged file kept: %v", err)
+	}
+	if _, err := os.Lstat(linked); err != nil {
+		t.Errorf("link removed: %v", err)
+	}
+	if _, err := os.Stat(elsewhere); err != nil {
+		t.Errorf("link target touched: %v", err)
+	}
+	stderr := fx.errOut.String()
+	for _, want := range []string{"logged out of " + serverB, damaged + " cannot be read", "deleted " + damaged, "symbolic link"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
