@@ -21,16 +21,23 @@ type IOStreams struct {
 	ErrTTY bool
 }
 
-// System returns the process's standard streams.
+// System returns the process's standard streams. Messages (stderr) always,
+// and data (stdout) when it is a terminal, go through a SafeWriter: control
+// characters in what a broker or server said are shown, never obeyed.
+// Piped stdout is passed on untouched.
 func System() *IOStreams {
-	return &IOStreams{
+	ios := &IOStreams{
 		In:     os.Stdin,
 		Out:    os.Stdout,
-		ErrOut: os.Stderr,
+		ErrOut: NewSafeWriter(os.Stderr),
 		InTTY:  isTerminal(os.Stdin),
 		OutTTY: isTerminal(os.Stdout),
 		ErrTTY: isTerminal(os.Stderr),
 	}
+	if ios.OutTTY {
+		ios.Out = NewSafeWriter(os.Stdout)
+	}
+	return ios
 }
 
 // Test returns streams backed by buffers, none of them a terminal.

@@ -3,6 +3,7 @@ package login_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/distributed-system-analysis/pbench-auth/pkg/discovery"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/login"
+	"github.com/distributed-system-analysis/pbench-auth/pkg/session"
 )
 
 // hostileURLs are what a hostile or broken broker could hand the CLI to
@@ -31,8 +33,12 @@ var hostileURLs = []string{
 // whose device endpoint answers with the verification URIs given.
 func hostileBroker(t *testing.T, authURL, verify, complete string) *discovery.Broker {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/token" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "DPoP", "expires_in": 300, "id_token": "x.y.z"})
+			return
+		}
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"device_code": "dc", "user_code": "ABCD-EFGH", "verification_uri": verify,
 			"verification_uri_complete": complete, "expires_in": 60, "interval": 1,
@@ -95,5 +101,14 @@ func TestHostileVerificationURIsNeverReachTheBrowser(t *testing.T) {
 		if strings.Contains(prompt.String(), "open "+bad) {
 			t.Errorf("verification_uri_complete %q was offered to the user: %q", bad, prompt)
 		}
+	}
+}
+
+// A token answer whose token_type is not Bearer is refused at login.
+func TestLoginRefusesOtherTokenTypes(t *testing.T) {
+	good := "https://sso.example.com/realms/pbench/device"
+	_, err := login.Login(context.Background(), login.Options{Broker: hostileBroker(t, good, good, ""), Device: true})
+	if !errors.Is(err, session.ErrTokenType) || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Errorf("login with a DPoP token: %v", err)
 	}
 }

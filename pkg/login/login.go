@@ -204,6 +204,9 @@ func (o *Options) result(ctx context.Context, tok *oauth2.Token, scopes []string
 	o.Tracef("token response: access token %s (expires %s), refresh token %s, id_token %s",
 		redact.Secret(tok.AccessToken), expiryText(tok, o.Now()), redact.Secret(tok.RefreshToken),
 		redact.Secret(idTokenOf(tok)))
+	if err := session.CheckTokenType(tok); err != nil {
+		return nil, fmt.Errorf("the broker's tokens were refused, nothing was stored: %w", err)
+	}
 	id, err := verifyIDToken(ctx, o.Broker, tok, nonce, o.Now)
 	if err != nil {
 		return nil, fmt.Errorf("the broker's tokens were refused, nothing was stored: %w", err)

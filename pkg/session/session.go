@@ -205,7 +205,13 @@ func (m *Manager) refresh(ctx context.Context, profile string, ts *tokenstore.To
 			return fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, netutil.HostOf(ts.TokenEndpoint), netutil.UnwrapURLError(err))
 		}
 	}
-	Apply(ts, tok, m.now())
+	if err := CheckTokenType(tok); err != nil {
+		return fmt.Errorf("refresh tokens of %s at %s: %w; nothing was stored", profile, netutil.HostOf(ts.TokenEndpoint), err)
+	}
+	// An id_token in a refresh answer is not stored: nothing here verifies
+	// it (that takes the broker's keys), and status would show the name it
+	// claims. The one verified at login stays.
+	apply(ts, tok, m.now(), false)
 	m.trace("refreshed: access token %s valid until %s", redact.Secret(ts.AccessToken), ts.Expiry.Format(time.RFC3339))
 	return nil
 }

@@ -111,9 +111,10 @@ func TestRefreshStoresRotatedTokens(t *testing.T) {
 			if stored.AccessToken != ts.AccessToken || stored.RefreshToken != "refresh-1" {
 				t.Fatalf("stored refresh token %q; want the rotated refresh-1 and the returned access token", stored.RefreshToken)
 			}
-			wantID := map[bool]string{false: "id-0", true: "id-1"}[withID]
-			if stored.IDToken != wantID {
-				t.Errorf("id_token = %q, want %q", stored.IDToken, wantID)
+			// A refresh answer's id_token is unverified: the one of the
+			// login (id-0) stays.
+			if stored.IDToken != "id-0" {
+				t.Errorf("id_token = %q, want the login's id-0", stored.IDToken)
 			}
 			now := e.clock.Now()
 			if !stored.Expiry.Equal(now.Add(5*time.Minute)) || !stored.RefreshExpiry.Equal(now.Add(10*time.Minute)) {
@@ -280,5 +281,33 @@ func TestLockWaitEndsWithContext(t *testing.T) {
 	cancel()
 	if _, err := e.m.Token(ctx, profile); !errors.Is(err, context.Canceled) || e.b.Grants() != 0 {
 		t.Fatalf("err = %v with %d grants; want context.Canceled while another process holds the lock", err, e.b.Grants())
+	}
+}
+
+// A refresh answer whose token_type is not Bearer is refused, and nothing is
+// stored; Bearer is matched case-insensitively.
+func TestRefreshRefusesOtherTokenTypes(t *testing.T) {
+	for _, tt := range []struct {
+		typ string
+		ok  bool
+	}{{"Bearer", true}, {"bearer", true}, {"BEARER", true}, {"mac", false}, {"DPoP", false}, {"N_A", false}, {"Bearer\x1b[31m", false}} {
+		e := newEnv(t)
+		e.b.TokenType = tt.typ
+		e.save(t, 5*time.Minute, 0)
+		before, _ := e.store.Load(profile)
+		ts, err := e.m.Token(context.Background(), profile)
+		stored, _ := e.store.Load(profile)
+		if tt.ok {
+			if err != nil || ts.TokenType != "Bearer" || stored.TokenType != "Bearer" {
+				t.Errorf("%q: %v, type %q stored %q", tt.typ, err, ts.TokenType, stored.TokenType)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrTokenType) || strings.ContainsAny(err.Error(), "\x1b") {
+			t.Errorf("%q: %v, want ErrTokenType with a printable message", tt.typ, err)
+		}
+		if stored.AccessToken != before.AccessToken || stored.RefreshToken != before.RefreshToken {
+			t.Errorf("%q: the refused tokens were stored", tt.typ)
+		}
 	}
 }

@@ -14,9 +14,40 @@ import (
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
-// Apply copies a token endpoint response (from a code exchange, device flow
-// or refresh) into ts, as received at now:
-//   - the access token, its type and expiry;
+// ErrTokenType is the refusal of a token response whose token_type is not
+// Bearer: the CLI only sends Bearer tokens (RFC 6750), and a DPoP- or
+// MAC-bound token sent as Bearer would fail or leak.
+var ErrTokenType = errors.New("the broker issued a token that is not a Bearer token")
+
+// CheckTokenType refuses a token response whose token_type is anything but
+// Bearer (compared case-insensitively, RFC 6749 §5.1). A response without
+// one is taken as Bearer, as golang.org/x/oauth2 does.
+func CheckTokenType(tok *oauth2.Token) error {
+	if tok.TokenType == "" || strings.EqualFold(tok.TokenType, "Bearer") {
+		return nil
+	}
+	return fmt.Errorf("%w (token_type %q): pbench-auth supports Bearer tokens only; ask the broker's administrator to issue Bearer tokens to this client",
+		ErrTokenType, sanitize(tok.TokenType))
+}
+
+// sanitize keeps a short, printable form of a peer's string for a message.
+func sanitize(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// Apply copies a verified token endpoint response (from a code exchange or
+// device flow whose id_token was verified, see package login) into ts, as
+// received at now:
+//   - the access token, its type (always "Bearer": see CheckTokenType, which
+//     the caller must have called) and expiry;
 //   - the refresh token, when one was returned (rotation); otherwise the
 //     previous one stays;
 //   - the id_token, when one was returned; otherwise the previous one stays;
@@ -24,8 +55,14 @@ import (
 //     token that does not expire: RefreshExpiry is then cleared);
 //   - scope, when returned.
 func Apply(ts *tokenstore.TokenSet, tok *oauth2.Token, now time.Time) {
+	apply(ts, tok, now, true)
+}
+
+// apply is Apply; keepIDToken false ignores the response's id_token (a
+// refresh answer's, which nothing verified).
+func apply(ts *tokenstore.TokenSet, tok *oauth2.Token, now time.Time, keepIDToken bool) {
 	ts.AccessToken = tok.AccessToken
-	ts.TokenType = tok.TokenType
+	ts.TokenType = "Bearer"
 	// expires_in counts from now on our clock (oauth2 computes Expiry with
 	// the real one, which an injected clock would disagree with).
 	ts.Expiry = tok.Expiry
@@ -35,7 +72,7 @@ func Apply(ts *tokenstore.TokenSet, tok *oauth2.Token, now time.Time) {
 	if tok.RefreshToken != "" {
 		ts.RefreshToken = tok.RefreshToken
 	}
-	if id, ok := tok.Extra("id_token").(string); ok && id != "" {
+	if id, ok := tok.Extra("id_token").(string); ok && id != "" && keepIDToken {
 		ts.IDToken = id
 	}
 	if secs, ok := extraSeconds(tok.Extra("refresh_expires_in")); ok {

@@ -4,6 +4,7 @@
 package sessiontest
 
 import (
+	"cmp"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -36,6 +37,8 @@ type Broker struct {
 	RefreshExpiresIn time.Duration
 	// IDToken makes refresh responses carry an id_token ("id-1", ...).
 	IDToken bool
+	// TokenType is the token_type of refresh responses (default "Bearer").
+	TokenType string
 	// RevokeStatus is the revocation endpoint's answer; 0 means 200.
 	RevokeStatus int
 	// Now is the broker's clock for the access tokens' iat (default time.Now).
@@ -134,7 +137,7 @@ func (b *Broker) token(w http.ResponseWriter, r *http.Request) {
 	b.valid[next] = true
 	resp := map[string]any{
 		"access_token":  JWT(map[string]any{"iat": b.Now().Unix(), "sub": fmt.Sprintf("u-%d", b.grants)}),
-		"token_type":    "Bearer",
+		"token_type":    cmp.Or(b.TokenType, "Bearer"),
 		"expires_in":    int(b.Lifetime.Seconds()),
 		"refresh_token": next,
 	}
