@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/netutil"
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 )
 
 // CheckURL returns the form of raw that may be given to a browser or a
@@ -49,14 +50,4 @@ func CheckURL(raw string) (string, error) {
 func hostOnly(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
 // shorten keeps an error message short and printable.
-func shorten(s string) string {
-	if len(s) > 60 {
-		s = s[:60] + "..."
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+func shorten(s string) string { return redact.Printable(s, 60) }

@@ -1,6 +1,7 @@
 // Package redact hides secrets before they reach a trace, a log or an error
 // message: tokens, codes, verifiers, the per-login values of an
-// authorization URL, the query of a request URL, a proxy's password. It is a
+// authorization URL, the query of a request URL, a proxy's password; and it
+// makes a peer's strings printable for messages (Printable). It is a
 // leaf package, so that every layer (domain packages, commands, server) can
 // use it.
 package redact
@@ -8,6 +9,7 @@ package redact
 import (
 	"fmt"
 	"net/url"
+	"strings"
 )
 
 // Secret shows the shape of a secret without revealing it: its length only,
@@ -55,4 +57,19 @@ func ProxyURL(v string) string {
 		return v
 	}
 	return u.Redacted()
+}
+
+// Printable makes a peer's string safe to quote in a message for people:
+// cut to max bytes (with "..." when cut), every control character (C0, DEL,
+// C1) replaced by '?'.
+func Printable(s string, max int) string {
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }

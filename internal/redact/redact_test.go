@@ -43,3 +43,16 @@ func TestAuthURL(t *testing.T) {
 		t.Errorf("AuthURL = %q", got)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":               "plain",
+		"\x1b[31mred\x07":     "?[31mred?",
+		"c1\u009bx\x7f":       "c1?x?",
+		"0123456789abcdefXYZ": "0123456789...",
+	} {
+		if got := redact.Printable(in, 10); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

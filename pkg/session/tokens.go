@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/distributed-system-analysis/pbench-auth/internal/redact"
 	"github.com/distributed-system-analysis/pbench-auth/pkg/tokenstore"
 )
 
@@ -27,20 +28,7 @@ func CheckTokenType(tok *oauth2.Token) error {
 		return nil
 	}
 	return fmt.Errorf("%w (token_type %q): pbench-auth supports Bearer tokens only; ask the broker's administrator to issue Bearer tokens to this client",
-		ErrTokenType, sanitize(tok.TokenType))
-}
-
-// sanitize keeps a short, printable form of a peer's string for a message.
-func sanitize(s string) string {
-	if len(s) > 40 {
-		s = s[:40] + "..."
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
+		ErrTokenType, redact.Printable(tok.TokenType, 40))
 }
 
 // Apply copies a verified token endpoint response (from a code exchange or

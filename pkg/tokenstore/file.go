@@ -80,6 +80,18 @@ func (s *fileStore) Load(profile string) (*TokenSet, error) {
 // maxFileSize bounds a token file: a token set is a few KiB.
 const maxFileSize = 1 << 20
 
+// readBounded reads a token file's content, refusing more than maxFileSize.
+func readBounded(r io.Reader, path string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read token file %s: %w", path, err)
+	}
+	if len(b) > maxFileSize {
+		return nil, corrupt(nil, "token file %s is larger than %d bytes: it is not a token file; log out to remove it", path, maxFileSize)
+	}
+	return b, nil
+}
+
 // read reads and decodes the file name of the store's directory (see
 // fs_unix.go for the checks made on the way).
 func (s *fileStore) read(name string) (*fileRecord, error) {

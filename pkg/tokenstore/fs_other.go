@@ -5,7 +5,6 @@ package tokenstore
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 )
@@ -23,14 +22,7 @@ func (s *fileStore) readFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read token file %s: %w", path, err)
-	}
-	if len(b) > maxFileSize {
-		return nil, corrupt(nil, "token file %s is larger than %d bytes: it is not a token file; log out to remove it", path, maxFileSize)
-	}
-	return b, nil
+	return readBounded(f, path)
 }
 
 func (s *fileStore) writeFile(name string, b []byte) error {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -100,14 +99,7 @@ func (s *fileStore) readFile(name string) ([]byte, error) {
 		return nil, unsafeErr("token file %s has mode %04o, so other users may read your tokens: run `chmod 600 %s` "+
 			"(and log in again if they could have been copied)", path, perm, path)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read token file %s: %w", path, err)
-	}
-	if len(b) > maxFileSize {
-		return nil, corrupt(nil, "token file %s is larger than %d bytes: it is not a token file; log out to remove it", path, maxFileSize)
-	}
-	return b, nil
+	return readBounded(f, path)
 }
 
 // writeFile replaces name atomically: a new 0600 file (O_EXCL, so never an
