@@ -57,6 +57,7 @@ func (s *Server) HTTPServer(handler http.Handler, errLog *slog.Logger) *http.Ser
 // cannot keep a health check or a real client out: each new connection
 // pushes out the oldest slow one, and the process never runs out of file
 // descriptors. Use the http.Server of HTTPServer, whose ConnState feeds it.
+// Call it once per Server: the limit and its metrics are the Server's.
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	s.conns.Listener = ln
 	return s.conns

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/distributed-system-analysis/pbench-auth/internal/testutil/testca"
 )
 
 // serveHardened runs h.srv as `serve` does (HTTPServer on Listener) and
@@ -24,6 +27,24 @@ func serveHardened(t *testing.T, h *harness) string {
 	go func() { _ = hs.Serve(h.srv.Listener(ln)) }()
 	t.Cleanup(func() { _ = hs.Close() })
 	return ln.Addr().String()
+}
+
+// serveHardenedTLS is serveHardened over TLS (HTTP/2), with a client that
+// trusts it.
+func serveHardenedTLS(t *testing.T, h *harness) (string, *http.Client) {
+	t.Helper()
+	ca := testca.New(t, "Test CA")
+	leaf := ca.Issue(t, testca.Options{Hosts: []string{"127.0.0.1"}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := h.srv.HTTPServer(h.srv.Handler(), nil)
+	hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{leaf.TLS}}
+	go func() { _ = hs.ServeTLS(h.srv.Listener(ln), "", "") }()
+	t.Cleanup(func() { _ = hs.Close() })
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+	return "https://" + ln.Addr().String(), &http.Client{Transport: tr, Timeout: time.Minute}
 }
 
 // slowRequest opens a connection and sends a request whose body (or, with
@@ -201,5 +222,66 @@ func TestDefaultMaxConnections(t *testing.T) {
 	}
 	if gw > plain/2+1 && gw > minMaxConnections {
 		t.Errorf("gateway default %d is not half of %d", gw, plain)
+	}
+}
+
+// TestGatewayLongRequestsAreNotCut: a proxied request may last longer than
+// ReadTimeout as long as it progresses: an upstream that thinks, and a body
+// sent in parts with short pauses, both get through.
+func TestGatewayLongRequestsAreNotCut(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) { testGatewayLongRequest(t, h2) })
+	}
+}
+
+func testGatewayLongRequest(t *testing.T, h2 bool) {
+	const readTimeout = 100 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowUpstream := &http.Server{ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		time.Sleep(5 * readTimeout) // thinking, past the server's ReadTimeout
+		_, _ = fmt.Fprintf(w, "got %d bytes", len(b))
+	})}
+	go func() { _ = slowUpstream.Serve(ln) }()
+	t.Cleanup(func() { _ = slowUpstream.Close() })
+	ti := newTestIssuer(t)
+	h := newHarness(t, ti, func(c *Config) {
+		c.Upstream = "http://" + ln.Addr().String()
+		c.ReadTimeout = readTimeout
+		c.StreamIdleTimeout = time.Minute
+	})
+	var base string
+	var client *http.Client
+	if h2 {
+		base, client = serveHardenedTLS(t, h)
+	} else {
+		base, client = "http://"+serveHardened(t, h), &http.Client{Timeout: time.Minute}
+	}
+	token := ti.token(h.clock.Now(), func(c map[string]any) { delete(c, "resource_access") })
+
+	pr, pw := io.Pipe()
+	go func() {
+		for range 5 {
+			_, _ = pw.Write([]byte("part "))
+			time.Sleep(readTimeout / 2)
+		}
+		_ = pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/upload", pr)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != want {
+		t.Fatalf("protocol %s, want HTTP/%d", resp.Proto, want)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "got 25 bytes" {
+		t.Errorf("long gateway request: %d %q", resp.StatusCode, b)
 	}
 }

@@ -98,6 +98,9 @@ func isIdentityHeader(name string) bool {
 // deadline, so a long-running answer is not cut.
 func streamDeadlines(w http.ResponseWriter, r *http.Request, idle time.Duration) (http.ResponseWriter, *http.Request) {
 	rc := http.NewResponseController(w)
+	// The server's WriteTimeout would cut an upstream that thinks longer
+	// (HTTP/2 resets the stream when it fires): each write gets its own.
+	_ = rc.SetWriteDeadline(time.Time{})
 	if r.Body == nil || r.Body == http.NoBody {
 		_ = rc.SetReadDeadline(time.Time{})
 	} else {
