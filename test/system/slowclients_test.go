@@ -6,14 +6,12 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/distributed-system-analysis/pbench-auth/internal/testutil"
 )
-
-var listeningOn = regexp.MustCompile(`listening on http://(\S+),`)
 
 // TestSlowClientsCannotTakeServeDown is the slowloris attack on a real serve
 // --dev limited to 512 file descriptors: 600 connections that send their
@@ -28,16 +26,16 @@ func TestSlowClientsCannotTakeServeDown(t *testing.T) {
 	// runtime cannot raise it back.
 	cmd := exec.Command("sh", "-c", `ulimit -n 512 && exec "$0" serve --dev --listen 127.0.0.1:0`, bin) // #nosec G204 -- the binary under test
 	p := testutil.StartProcess(t, "serve --dev (512 descriptors)", cmd)
-	var addr string
+	var base string
 	waitFor(t, "serve to listen", func() error {
 		m := listeningOn.FindStringSubmatch(p.Output())
 		if m == nil {
 			return fmt.Errorf("not listening yet")
 		}
-		addr = m[1]
+		base = m[1]
 		return nil
 	})
-	base := "http://" + addr
+	addr := strings.TrimPrefix(base, "http://")
 	issuer := base + "/realms/pbench-server"
 	waitFor(t, "readiness", func() error { return expectStatus(base+"/readyz", "", 200) })
 	token := brokerToken(t, issuer)
