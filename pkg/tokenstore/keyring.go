@@ -196,9 +196,12 @@ func (e tornError) Error() string { return string(e) }
 // maxValueLen bounds a value's length as its header states it.
 const maxValueLen = 1 << 20
 
-// Bounds of getValue's re-reads of a torn value.
+// Bounds of getValue's re-reads of a torn value: about 2 s in all. A
+// writer's header and chunks are several D-Bus calls, which on a loaded
+// machine can take longer than a few hundred milliseconds; only a value
+// still torn after that is called damaged. An intact value is read once.
 const (
-	tornRetries = 5
+	tornRetries = 20
 	tornDelay   = 100 * time.Millisecond
 )
 
