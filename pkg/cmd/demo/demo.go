@@ -106,12 +106,15 @@ func run(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
+	// Stopping serve also writes out its buffered request log, so on success
+	// it stops before the summary and its lines come before it.
+	stopServe := sync.OnceFunc(func() {
 		stop()
 		if err := <-served; err != nil {
 			d.say("serve stopped: %v", err)
 		}
-	}()
+	})
+	defer stopServe()
 	defer d.forget(server)
 
 	logIn := func(user string) step {
@@ -140,6 +143,7 @@ func run(ctx context.Context, opts *Options) error {
 		}
 		d.say("ok")
 	}
+	stopServe()
 	d.section("every step answered as the seed says")
 	d.say("to watch the same sequence in a browser: pbench-auth serve --dev --listen 127.0.0.1:8080,")
 	d.say("then open http://127.0.0.1:8080/dashboard/ and log in as admin/admin or user/user")

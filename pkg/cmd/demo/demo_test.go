@@ -49,6 +49,12 @@ func TestDemo(t *testing.T) {
 			t.Errorf("stderr lacks %q", want)
 		}
 	}
+	// serve's request log (buffered by serve) is written out before the
+	// summary: serve stops first.
+	if i := strings.Index(stderr, "every step answered as the seed says"); i < 0 ||
+		strings.Contains(stderr[i:], "serve |") || !strings.Contains(stderr[:i], "path=/api/v1/admin/datasets status=200") {
+		t.Errorf("serve's request lines should all come before the summary:\n%s", stderr)
+	}
 	if strings.Count(stderr, "\n   ok\n") != 7 {
 		t.Errorf("want 7 steps ok:\n%s", stderr)
 	}
