@@ -71,9 +71,19 @@ type Store struct {
 	pg   *pgx.ConnConfig // PostgreSQL only: for the LISTEN connection
 }
 
-// Location describes where a database URL points, without its password.
+// Location describes where a database URL points, without its password:
+// neither the one in the user information nor a password or sslpassword
+// query parameter (libpq and pgx take both).
 func Location(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
+			for _, k := range []string{"password", "sslpassword"} {
+				if q.Has(k) {
+					q.Set(k, "xxxxx")
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
 		return u.Redacted()
 	}
 	return dsn
@@ -82,7 +92,7 @@ func Location(dsn string) string {
 // Open opens the database that dsn names and applies the embedded
 // migrations:
 //
-//	postgres://USER@HOST:PORT/DB?sslmode=...   (also postgresql://; any libpq URL or key=value string pgx takes)
+//	postgres://USER@HOST:PORT/DB?sslmode=...   (also postgresql://; any libpq URL pgx takes)
 //	sqlite:PATH                                an SQLite file, created 0600 (its directory 0700) if missing
 //	PATH                                       the same, for a path without a scheme
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,22 +148,22 @@ func TestSQLiteFile(t *testing.T) {
 }
 
 func TestOpenHidesPassword(t *testing.T) {
-	_, err := store.Open(context.Background(), "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=1")
-	if err == nil {
-		t.Fatal("connected to nothing")
-	}
-	if s := err.Error(); contains(s, "s3cret") {
-		t.Fatalf("error shows the password: %s", s)
-	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
+	for _, dsn := range []string{
+		"postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=1",
+		"postgres://u@127.0.0.1:1/db?connect_timeout=1&password=s3cret",
+		"postgresql://u@127.0.0.1:1/db?connect_timeout=1&sslpassword=s3cret",
+	} {
+		_, err := store.Open(context.Background(), dsn)
+		if err == nil {
+			t.Fatal("connected to nothing")
+		}
+		if s := err.Error(); strings.Contains(s, "s3cret") {
+			t.Errorf("error shows the password: %s", s)
+		}
+		if loc := store.Location(dsn); strings.Contains(loc, "s3cret") || !strings.Contains(loc, "127.0.0.1:1/db") {
+			t.Errorf("Location(%q) = %q, want the address without the password", dsn, loc)
 		}
 	}
-	return false
 }
 
 // TestWatchSeesDeletions: a deletion through one store is announced to the
