@@ -31,7 +31,9 @@ func chromiumPath() string {
 // for chromedp actions, valid for a few minutes.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	ctx := testutil.Browser(t, chromiumPath(), 3*time.Minute, chromedp.WithLogf(t.Logf))
+	opts := append(testutil.ChromiumFlags(), chromedp.ExecPath(chromiumPath()), chromedp.UserDataDir(t.TempDir()))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
 	// The browser's trail, for a failure: method and address without the
 	// query (which carries codes and state).
 	chromedp.ListenTarget(ctx, func(ev any) {
@@ -42,6 +44,18 @@ func browser(t *testing.T) context.Context {
 			}
 			t.Logf("browser: %s %v", e.Request.Method, u)
 		}
+	})
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() {
+		// Close the browser through the protocol first: it then stops its
+		// helper processes and finishes writing its profile before it
+		// exits. Killed instead, its helpers may still be writing into the
+		// profile directory while t.TempDir removes it. The kill remains
+		// for a browser that no longer answers.
+		_ = chromedp.Cancel(ctx)
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
 	})
 	return ctx
 }
